@@ -1,0 +1,130 @@
+"""The reliable queue and run state against a real redis-server."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from irods_ingest.config import JobConfig
+from irods_ingest.store.connection import connect
+from irods_ingest.store.jobstore import JobStore, TaskOutcome
+from irods_ingest.tasks import FileEntry, Task, TaskKind
+
+pytestmark = pytest.mark.redis
+
+
+def _config(name: str = "job-a") -> JobConfig:
+    return JobConfig(job_name=name, source_path="/data", target_collection="/tempZone/home/rods/x")
+
+
+@pytest.fixture
+def store(redis_url: str) -> JobStore:
+    return JobStore(connect(redis_url), "job-a")
+
+
+def test_start_is_idempotent_and_queues_root_scan(store: JobStore) -> None:
+    started, run_id = store.start_run(_config())
+    assert started
+    again, same = store.start_run(_config())
+    assert not again and same == run_id
+    status = store.status()
+    assert (status.state, status.queued, status.in_flight) == ("running", 1, 0)
+    claimed = store.claim("w1", timeout=0) if store.register_worker("w1", 10) is None else None
+    assert claimed is not None
+    assert claimed[1].kind is TaskKind.SCAN and claimed[1].run == run_id
+
+
+def test_ack_counts_once_and_completes_run_with_finalize(store: JobStore) -> None:
+    _, run_id = store.start_run(_config())
+    store.register_worker("w1", 10)
+    raw, scan = store.claim("w1", 0)  # type: ignore[misc]
+    assert store.status().in_flight == 1
+    batch = Task(TaskKind.FILES, run_id, entries=(FileEntry("a", 3, 1), FileEntry("b", 4, 2)))
+    outcome = TaskOutcome(enqueue=[batch])
+    outcome.count("files_discovered", 2)
+    outcome.count("tasks_done")
+    assert store.ack("w1", raw, scan, outcome) == "ok"
+    # acking the same raw twice changes nothing: it is no longer in the processing list
+    assert store.ack("w1", raw, scan, outcome) == "stale"
+    raw2, files = store.claim("w1", 0)  # type: ignore[misc]
+    done = TaskOutcome(cache_set={"": {"a": "1:3", "b": "2:4"}})
+    done.count("files_synced", 2)
+    done.count("tasks_done")
+    assert store.ack("w1", raw2, files, done) == "finishing"
+    raw3, final = store.claim("w1", 0)  # type: ignore[misc]
+    assert final.kind is TaskKind.FINALIZE
+    assert store.ack("w1", raw3, final, TaskOutcome(finalize=True)) == "done"
+    status = store.status()
+    assert status.state == "done" and status.ended is not None
+    assert status.counters["files_discovered"] == 2 and status.counters["files_synced"] == 2
+    assert status.counters["tasks_done"] == 2
+    assert store.cached_entries("") == {"a": "1:3", "b": "2:4"}
+    assert store.history()[0]["state"] == "done"
+
+
+def test_stale_run_is_fenced(store: JobStore) -> None:
+    _, old = store.start_run(_config())
+    store.register_worker("w1", 10)
+    raw, task = store.claim("w1", 0)  # type: ignore[misc]
+    store.start_run(_config(), force=True)
+    outcome = TaskOutcome()
+    outcome.count("files_synced", 5)
+    assert store.ack("w1", raw, task, outcome) == "fenced"
+    assert store.status().counters["files_synced"] == 0
+    assert store.history()[0]["id"] == old and store.history()[0]["state"] == "stopped"
+
+
+def test_dead_worker_tasks_are_requeued_then_dead_lettered(store: JobStore) -> None:
+    store.start_run(_config())
+    store.register_worker("w1", 0.05)
+    raw, task = store.claim("w1", 0)  # type: ignore[misc]
+    deadline = time.monotonic() + 5
+    while store.client.exists(store.keys.heartbeat("w1")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert store.requeue(max_attempts=1) == (1, 0)
+    status = store.status()
+    assert (status.queued, status.in_flight) == (1, 0)
+    store.register_worker("w2", 0.05)
+    raw, task = store.claim("w2", 0)  # type: ignore[misc]
+    assert task.attempt == 1
+    while store.client.exists(store.keys.heartbeat("w2")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert store.requeue(max_attempts=1) == (0, 1)
+    status = store.status()
+    # the run completes (FINALIZE queued) with the task recorded as failed
+    assert status.state == "finishing" and status.counters["tasks_failed"] == 1
+    assert "worker died" in store.failures()[0]["reason"]
+
+
+def test_delayed_retry_is_promoted_when_due(store: JobStore) -> None:
+    _, run_id = store.start_run(_config())
+    store.register_worker("w1", 10)
+    raw, task = store.claim("w1", 0)  # type: ignore[misc]
+    outcome = TaskOutcome(delay=[(time.time() + 3600, task.retried()), (time.time() - 1, task.retried())])
+    assert store.ack("w1", raw, task, outcome) == "ok"
+    assert store.promote_due() == 1
+    status = store.status()
+    assert (status.queued, status.delayed) == (1, 1)
+
+
+def test_stop_drops_queue_and_keeps_history(store: JobStore) -> None:
+    store.start_run(_config())
+    assert store.stop_run()
+    status = store.status()
+    assert status.state == "stopped" and status.queued == 0
+    assert not store.stop_run()
+
+
+def test_names_that_are_not_utf8_survive_the_queue(store: JobStore) -> None:
+    import os
+
+    name = os.fsdecode(b"bad\xff\xfename")
+    _, run_id = store.start_run(_config())
+    store.register_worker("w1", 10)
+    raw, task = store.claim("w1", 0)  # type: ignore[misc]
+    batch = Task(TaskKind.FILES, run_id, directory=name, entries=(FileEntry(name, 1, 1700000000123456789),))
+    store.ack("w1", raw, task, TaskOutcome(enqueue=[batch]))
+    raw, back = store.claim("w1", 0)  # type: ignore[misc]
+    assert back.entries[0].name == name and back.directory == name
+    assert back.entries[0].mtime_ns == 1700000000123456789

@@ -1,0 +1,1 @@
+"""Shared test support: launchers and fixtures for the real services the suite uses."""

@@ -1,0 +1,3 @@
+from irods_ingest.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,380 @@
+"""``irods-ingest``: run ingest jobs without Kubernetes (close to the incumbent's ``irods_sync``).
+
+Options are spelled with hyphens; the incumbent's underscore spellings are accepted as
+aliases so migrating scripts keep working. Bad arguments get one clear line and exit
+code 2; a run that ends with failed files exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from irods_ingest import __version__
+from irods_ingest.config import DeleteMode, FileType, JobConfig, Operation, SymlinkPolicy
+from irods_ingest.errors import ConfigError, IngestError
+from irods_ingest.store.jobstore import RunStatus
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _opt(parser: argparse.ArgumentParser, name: str, **kwargs: Any) -> None:
+    """Add ``--some-option`` with the incumbent's ``--some_option`` as an alias."""
+    names = [name]
+    if "-" in name[2:]:
+        names.append("--" + name[2:].replace("-", "_"))
+    parser.add_argument(*names, **kwargs)
+
+
+def _add_redis(parser: argparse.ArgumentParser) -> None:
+    _opt(parser, "--redis-url", default=None, help="Redis URL (redis://[:password@]host:port/db or rediss://); default $IRODS_INGEST_REDIS_URL or redis://127.0.0.1:6379/0")
+    _opt(parser, "--log-level", default=os.environ.get("IRODS_INGEST_LOG_LEVEL", "WARNING"), help="DEBUG, INFO, WARNING or ERROR")
+
+
+def _add_job_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("src_path", metavar="SOURCE_DIRECTORY", help="directory to ingest")
+    parser.add_argument("target", metavar="TARGET_COLLECTION", help="absolute iRODS collection (created if missing)")
+    _opt(parser, "--job-name", default=None, help="job name (default: a generated id)")
+    _opt(parser, "--resource", default=None, help="root resource for new data (destRescName)")
+    _opt(parser, "--operation", default=Operation.REGISTER_SYNC.value, choices=[o.value for o in Operation])
+    _opt(parser, "--delete-mode", default=DeleteMode.DO_NOT_DELETE.value, choices=[d.value for d in DeleteMode])
+    _opt(parser, "--event-handler", default=None, help="path of an event-handler module (the incumbent's API)")
+    _opt(parser, "--files-per-task", type=int, default=50, help="files per sync task")
+    _opt(parser, "--max-retries", type=int, default=3, help="retries of a transient failure")
+    _opt(parser, "--retry-backoff", type=float, default=5.0, help="first retry delay in seconds (doubles, capped)")
+    _opt(parser, "--task-timeout", type=int, default=3600, help="seconds a task may take")
+    _opt(parser, "--initial-ingest", action="store_true", help="skip existence checks (nothing is in iRODS yet)")
+    _opt(parser, "--ignore-cache", action="store_true", help="sync every file, as if never synced")
+    _opt(parser, "--symlinks", default=SymlinkPolicy.REGISTER.value, choices=[s.value for s in SymlinkPolicy])
+    _opt(parser, "--verify-checksum", action="store_true", help="have iRODS verify checksums of what it stores")
+    _opt(parser, "--exclude-file-type", action="append", default=[], help="comma-separated: " + ",".join(t.value for t in FileType))
+    _opt(parser, "--exclude-file-name", nargs="+", action="extend", default=[], help="regexes matched against entry names")
+    _opt(parser, "--exclude-directory-name", nargs="+", action="extend", default=[], help="regexes matched against directory paths relative to the source")
+    _opt(parser, "--include-file-name", nargs="+", action="extend", default=[], help="only files whose name matches")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="irods-ingest", description="Ingest files into iRODS: the engine of irods-ingest-operator, without Kubernetes.")
+    parser.add_argument("--version", action="version", version=f"irods-ingest {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    start = sub.add_parser("start", help="start a job (optionally wait for it)")
+    _add_job_options(start)
+    _add_redis(start)
+    _opt(start, "--synchronous", action="store_true", help="wait until the run ends; exit 1 if files failed")
+    _opt(start, "--progress", action="store_true", help="show a live progress bar (with --synchronous)")
+    _opt(start, "--workers", type=int, default=0, help="start N local worker processes for this run (implies --synchronous)")
+    _opt(start, "--restart", action="store_true", help="replace a run that is still active")
+
+    plan = sub.add_parser("plan", help="report what a job would do, touching neither Redis nor iRODS")
+    _add_job_options(plan)
+    _opt(plan, "--log-level", default="WARNING")
+
+    for name, text in (("stop", "stop a job's current run"), ("watch", "follow a job's run until it ends"), ("failures", "list a run's failed and skipped files")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("job_name", metavar="JOB")
+        _add_redis(p)
+        if name == "failures":
+            p.add_argument("--format", choices=["table", "json"], default="table")
+
+    lst = sub.add_parser("list", help="list jobs with their current or last run")
+    _add_redis(lst)
+    lst.add_argument("--format", choices=["table", "json"], default="table")
+
+    worker = sub.add_parser("worker", help="run a worker process for one or more jobs")
+    worker.add_argument("--job", action="append", required=True, dest="jobs", help="job to serve (repeatable)")
+    _opt(worker, "--concurrency", type=int, default=1)
+    _opt(worker, "--exit-when-idle", action="store_true", help="exit when the served jobs have no active run")
+    _add_redis(worker)
+
+    demo = sub.add_parser("demo", help="a whole ingest on embedded defaults (private Redis + iRODS test server)")
+    demo.add_argument("path", nargs="?", default=None, help="directory to ingest (default: a generated sample tree)")
+    _opt(demo, "--redis-url", default=None, help="use this Redis instead of starting a private one")
+    _opt(demo, "--workers", type=int, default=2)
+    _opt(demo, "--files", type=int, default=500, help="size of the generated sample tree")
+
+    server = sub.add_parser("test-server", help="run the iRODS protocol test server", add_help=False)
+    server.add_argument("args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> JobConfig:
+    types: list[str] = []
+    for item in args.exclude_file_type:
+        types.extend(t.strip() for t in item.split(",") if t.strip())
+    return JobConfig.from_dict(
+        {
+            "job_name": args.job_name or f"job-{uuid.uuid4().hex[:12]}",
+            "source_path": os.path.abspath(args.src_path),
+            "target_collection": args.target,
+            "resource": args.resource,
+            "operation": args.operation,
+            "delete_mode": args.delete_mode,
+            "exclude_types": types,
+            "exclude_names": args.exclude_file_name,
+            "exclude_directories": args.exclude_directory_name,
+            "include_names": args.include_file_name,
+            "files_per_task": args.files_per_task,
+            "max_retries": args.max_retries,
+            "retry_backoff_seconds": args.retry_backoff,
+            "task_timeout_seconds": args.task_timeout,
+            "initial_ingest": args.initial_ingest,
+            "ignore_cache": args.ignore_cache,
+            "symlinks": args.symlinks,
+            "verify_checksum": args.verify_checksum,
+        }
+    )
+
+
+def _read_handler(path: str | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise UsageError(f"--event-handler: cannot read {path}: {exc.strerror}") from exc
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported as one line, exit code 2."""
+
+
+# ---------------------------------------------------------------------------- output
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def progress_line(status: RunStatus, started: float) -> str:
+    c = status.counters
+    done = c["files_synced"] + c["files_unchanged"] + c["files_failed"] + c["files_skipped"]
+    total = max(c["files_discovered"] + c["files_skipped"], done)
+    elapsed = max(time.monotonic() - started, 1e-6)
+    rate = done / elapsed
+    fraction = done / total if total else 0.0
+    width = 24
+    bar = "#" * int(fraction * width) + "-" * (width - int(fraction * width))
+    eta = (total - done) / rate if rate > 0 and status.active else 0
+    return (
+        f"[{bar}] {done}/{total} files {fraction:4.0%}  {human_bytes(c['bytes_synced'])}/{human_bytes(c['bytes_discovered'])}"
+        f"  {rate:,.0f} files/s  ETA {eta:,.0f}s  failed {c['files_failed']}  queued {status.queued} in-flight {status.in_flight}"
+    )
+
+
+def summary(status: RunStatus) -> str:
+    c = status.counters
+    took = f" in {status.ended - status.started:.1f}s" if status.started and status.ended else ""
+    return (
+        f"job {status.job} run {status.run_id}: {status.state}{took} — discovered {c['files_discovered']}, "
+        f"synced {c['files_synced']} ({human_bytes(c['bytes_synced'])}), unchanged {c['files_unchanged']}, "
+        f"skipped {c['files_skipped']}, excluded {c['files_excluded']}, failed {c['files_failed']}, deleted {c['files_deleted']}"
+        + (f"; error: {status.error}" if status.error else "")
+    )
+
+
+# ---------------------------------------------------------------------------- commands
+def _client(args: argparse.Namespace) -> Any:
+    from irods_ingest.store.connection import connect
+
+    return connect(args.redis_url)
+
+
+def follow(client: Any, job: str, run_id: str | None, show_progress: bool) -> RunStatus:
+    from irods_ingest.control import watch
+
+    started = time.monotonic()
+    last: RunStatus | None = None
+    tty = sys.stderr.isatty()
+    last_print = 0.0
+    for status in watch(client, job, interval=0.25, run_id=run_id):
+        last = status
+        if show_progress and (tty or time.monotonic() - last_print > 2):
+            sys.stderr.write(("\r" if tty else "") + progress_line(status, started) + ("" if tty else "\n"))
+            sys.stderr.flush()
+            last_print = time.monotonic()
+    assert last is not None
+    if show_progress:
+        sys.stderr.write(("\r" if tty else "") + progress_line(last, started) + "\n")
+    return last
+
+
+def spawn_workers(job: str, count: int, redis_url: str | None, log_level: str) -> list[subprocess.Popen[bytes]]:
+    command = [sys.executable, "-m", "irods_ingest", "worker", "--job", job, "--exit-when-idle", "--log-level", log_level]
+    env = dict(os.environ)
+    if redis_url:
+        env["IRODS_INGEST_REDIS_URL"] = redis_url
+    return [subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL) for _ in range(count)]
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    from irods_ingest.control import start_job
+    from irods_ingest.store.jobstore import JobStore
+
+    config = config_from_args(args)
+    handler_source = _read_handler(args.event_handler)
+    client = _client(args)
+    result = start_job(client, config, handler_source, force=args.restart)
+    if not result.started:
+        print(f"job {config.job_name} already has an active run {result.run_id} (use --restart to replace it)", file=sys.stderr)
+        return EXIT_FAILED
+    print(json.dumps({"job": config.job_name, "run": result.run_id}))
+    if not (args.synchronous or args.workers):
+        return EXIT_OK
+    workers = spawn_workers(config.job_name, args.workers, args.redis_url, args.log_level) if args.workers else []
+    try:
+        final = follow(client, config.job_name, result.run_id, args.progress)
+    finally:
+        for process in workers:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.terminate()
+    final = JobStore(client, config.job_name).status()
+    print(summary(final), file=sys.stderr)
+    return EXIT_OK if final.state == "done" else EXIT_FAILED
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from irods_ingest.config import check
+    from irods_ingest.scan import Filters, scan_directory
+
+    config = check(config_from_args(args))
+    filters = Filters(config)
+    totals = {"directories": 0, "files_to_sync": 0, "bytes_to_sync": 0, "excluded": 0, "skipped": 0, "unlistable_directories": 0}
+    skipped: list[dict[str, str]] = []
+    stack = [""]
+    while stack:
+        directory = stack.pop()
+        try:
+            result = scan_directory(config.source_path, directory, config, {}, filters)
+        except OSError as exc:
+            totals["unlistable_directories"] += 1
+            skipped.append({"path": os.path.join(config.source_path, directory), "reason": exc.strerror or str(exc)})
+            continue
+        totals["directories"] += 1
+        stack.extend(result.subdirectories)
+        totals["files_to_sync"] += len(result.to_sync)
+        totals["bytes_to_sync"] += sum(e.size for e in result.to_sync)
+        totals["excluded"] += result.excluded
+        totals["skipped"] += len(result.skipped)
+        skipped.extend({"path": os.path.join(config.source_path, directory, s.name), "reason": s.reason} for s in result.skipped)
+    print(json.dumps({"job": config.job_name, "operation": config.operation.value, "target": config.target_collection, **totals, "skipped_files": skipped[:100]}, indent=2))
+    return EXIT_OK
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from irods_ingest.control import stop_job
+
+    stopped = stop_job(_client(args), args.job_name)
+    print(f"job {args.job_name}: " + ("stopped" if stopped else "no active run"))
+    return EXIT_OK
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from irods_ingest.store.jobstore import JobStore
+
+    client = _client(args)
+    final = follow(client, args.job_name, None, True)
+    final = JobStore(client, args.job_name).status()
+    print(summary(final), file=sys.stderr)
+    return EXIT_OK if final.state in ("done", "none") else EXIT_FAILED
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from irods_ingest.control import jobs
+    from irods_ingest.store.jobstore import JobStore
+
+    client = _client(args)
+    statuses = jobs(client)
+    if args.format == "json":
+        print(json.dumps([{**s.to_dict(), "history": JobStore(client, s.job).history(10)} for s in statuses], indent=2))
+        return EXIT_OK
+    print(f"{'JOB':30} {'RUN':26} {'STATE':10} {'SYNCED':>8} {'FAILED':>7} {'QUEUED':>7}")
+    for s in statuses:
+        print(f"{s.job:30} {s.run_id or '-':26} {s.state:10} {s.counters['files_synced']:>8} {s.counters['files_failed']:>7} {s.queued:>7}")
+    return EXIT_OK
+
+
+def cmd_failures(args: argparse.Namespace) -> int:
+    from irods_ingest.store.jobstore import JobStore
+
+    records = JobStore(_client(args), args.job_name).failures()
+    if args.format == "json":
+        print(json.dumps(records, indent=2))
+    else:
+        for r in records:
+            print(f"{r.get('outcome', 'failed'):8} {r.get('attempts', 1):>3}x  {r.get('path', '')}: {r.get('reason', '')}")
+    return EXIT_OK
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from irods_ingest.worker import WorkerOptions, run_worker
+
+    if args.concurrency < 1:
+        raise UsageError("--concurrency must be at least 1")
+    return run_worker(WorkerOptions(jobs=args.jobs, redis_url=args.redis_url, concurrency=args.concurrency, exit_when_idle=args.exit_when_idle))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from irods_ingest.demo import run_demo
+
+    return run_demo(path=args.path, redis_url=args.redis_url, workers=args.workers, files=args.files)
+
+
+def cmd_test_server(args: argparse.Namespace) -> int:
+    from irods_ingest.testing.irods_server.cli import main as server_main
+
+    return int(server_main(args.args))
+
+
+COMMANDS = {
+    "start": cmd_start,
+    "plan": cmd_plan,
+    "stop": cmd_stop,
+    "watch": cmd_watch,
+    "list": cmd_list,
+    "failures": cmd_failures,
+    "worker": cmd_worker,
+    "demo": cmd_demo,
+    "test-server": cmd_test_server,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from irods_ingest import logs
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["test-server"]:  # its options belong to the server's own parser
+        return cmd_test_server(argparse.Namespace(args=argv[1:]))
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logs.configure(getattr(args, "log_level", "WARNING") or "WARNING")
+    try:
+        return COMMANDS[args.command](args)
+    except UsageError as exc:
+        print(f"irods-ingest {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"irods-ingest {args.command}: invalid {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    except IngestError as exc:
+        print(f"irods-ingest {args.command}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

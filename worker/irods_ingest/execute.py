@@ -1,0 +1,530 @@
+"""Executing tasks: scan a directory, sync a batch of files, delete, finalize.
+
+``TaskExecutor.run(task) -> TaskOutcome`` never raises for a file's problem: each file's
+result is counted and failures are recorded with their reason, so one bad file never
+fails its neighbours. A whole-task retryable error (iRODS unreachable) comes back as a
+delayed retry of the task; only store errors escape (the worker then leaves the task to
+be redelivered).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import posixpath
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from irods_ingest.charmap import translate_path
+from irods_ingest.config import DeleteMode, JobConfig, Operation, delete_mode_compatible
+from irods_ingest.errors import HandlerError, IngestError, PermanentError, RetryableError, SourceVanished
+from irods_ingest.handlers import Handler
+from irods_ingest.irods_io.catalog import CollectionListing, IrodsCatalog, ObjectInfo, Replica
+from irods_ingest.scan import Filters, scan_directory
+from irods_ingest.store.jobstore import TaskOutcome
+from irods_ingest.tasks import FileEntry, Task, TaskKind
+
+log = logging.getLogger("irods_ingest.execute")
+
+UNICODE_ERROR_PREFIX = "irods_UnicodeEncodeError_"
+MAX_BACKOFF_SECONDS = 300.0
+
+
+class _EngineFailure(Exception):
+    """Wraps an engine error raised inside a user's hook wrapper so it is not blamed on the handler."""
+
+    _from_engine = True
+
+    def __init__(self, error: IngestError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@dataclass
+class FileWork:
+    """Everything decided about one file before iRODS is touched."""
+
+    entry: FileEntry
+    source: str
+    target: str
+    meta: dict[str, Any]
+    operation: Operation
+    catalog: IrodsCatalog
+    resource: str | None
+    physical: str
+
+    @property
+    def name(self) -> str:
+        return posixpath.basename(self.target)
+
+    @property
+    def mtime(self) -> int:
+        return int(self.entry.mtime_ns // 1_000_000_000)
+
+
+@dataclass
+class RunContext:
+    job: str
+    config: JobConfig
+    handler: Handler
+    catalog_for: Callable[[tuple[str, str] | None], IrodsCatalog]
+    cached_entries: Callable[[str], dict[str, str]]
+
+
+def backoff(config: JobConfig, attempt: int) -> float:
+    return float(min(MAX_BACKOFF_SECONDS, config.retry_backoff_seconds * (2 ** max(0, attempt - 1))))
+
+
+class TaskExecutor:
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.config = ctx.config
+        self.handler = ctx.handler
+        self.filters = Filters(ctx.config)
+        self._charmap = ctx.handler.character_map() if ctx.handler.has("character_map") else None
+
+    # ------------------------------------------------------------------ paths
+    def source_path(self, relative: str) -> str:
+        return os.path.join(self.config.source_path, relative) if relative else self.config.source_path
+
+    def logical_name(self, name: str) -> str:
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            return UNICODE_ERROR_PREFIX + base64.b64encode(os.fsencode(name)).decode()
+        return name
+
+    def logical_collection(self, relative_dir: str) -> str:
+        if not relative_dir:
+            return self.config.target_collection
+        parts = [self.logical_name(p) for p in relative_dir.split("/")]
+        return self._mapped(posixpath.join(self.config.target_collection, *parts))
+
+    def logical_path(self, relative_dir: str, name: str) -> str:
+        return self._mapped(posixpath.join(self.logical_collection(relative_dir), self.logical_name(name)))
+
+    def _mapped(self, logical: str) -> str:
+        if self._charmap is None:
+            return logical
+        # Only the part below the target collection is mapped (the incumbent also mapped
+        # the target's own path, renaming e.g. /zone/home/my-coll).
+        root = self.config.target_collection
+        below = logical[len(root) :]
+        return root + translate_path(below, self._charmap) if below else logical
+
+    def meta(self, **values: Any) -> dict[str, Any]:
+        base: dict[str, Any] = {
+            "job_name": self.ctx.job,
+            "root": self.config.source_path,
+            "target_root": self.config.target_collection,
+            "initial_ingest": self.config.initial_ingest,
+        }
+        base.update(values)
+        return base
+
+    def catalog(self, meta: dict[str, Any]) -> IrodsCatalog:
+        return self.ctx.catalog_for(self.handler.as_user(meta))
+
+    # ------------------------------------------------------------------ dispatch
+    def run(self, task: Task) -> TaskOutcome:
+        if task.kind is TaskKind.SCAN:
+            return self.scan(task)
+        if task.kind is TaskKind.FILES:
+            return self.sync_files(task)
+        if task.kind is TaskKind.DELETE:
+            return self.delete(task)
+        return self.finalize(task)
+
+    def _retry_or_fail(self, task: Task, outcome: TaskOutcome, error: IngestError, files: int) -> TaskOutcome:
+        max_retries = self._max_retries(self.meta(path=self.source_path(task.directory)))
+        if isinstance(error, RetryableError) and task.attempt < max_retries:
+            due = time.time() + backoff(self.config, task.attempt + 1)
+            outcome.delay.append((due, task.retried()))
+            log.warning("task_retry", extra={"job": self.ctx.job, "task": task.id, "attempt": task.attempt + 1, "error": str(error)})
+            return outcome
+        outcome.count("tasks_failed")
+        outcome.count("files_failed", files)
+        outcome.failures.append(self._failure(self.source_path(task.directory), str(error), task.attempt + 1, task))
+        return outcome
+
+    def _max_retries(self, meta: dict[str, Any]) -> int:
+        try:
+            return self.handler.max_retries(log, meta, self.config.max_retries)
+        except HandlerError:
+            return self.config.max_retries
+
+    def _failure(self, path: str, reason: str, attempts: int, task: Task, tb: str = "") -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "path": path,
+            "reason": reason,
+            "attempts": attempts,
+            "time": round(time.time(), 3),
+            "task": task.id,
+            "kind": task.kind.value,
+        }
+        if tb:
+            record["traceback"] = tb[-4000:]
+        return record
+
+    # ------------------------------------------------------------------ scan
+    def scan(self, task: Task) -> TaskOutcome:
+        outcome = TaskOutcome()
+        outcome.count("tasks_done")
+        directory = task.directory
+        absolute = self.source_path(directory)
+        collection = self.logical_collection(directory)
+        if not directory and not self._pre_job(task, outcome):
+            return outcome
+        try:
+            if not directory:
+                self._check_root()
+            cached = {} if self.config.ignore_cache else self.ctx.cached_entries(directory)
+            result = scan_directory(self.config.source_path, directory, self.config, cached, self.filters)
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            reason = "source does not exist" if not directory else "directory vanished or was replaced during the scan"
+            outcome.count("tasks_failed")
+            outcome.failures.append(self._failure(absolute, f"{reason}: {exc.strerror}", 1, task))
+            if not directory:
+                outcome.error = f"source directory {absolute} does not exist or is not a directory"
+            return outcome
+        except PermissionError as exc:
+            outcome.count("tasks_failed")
+            outcome.failures.append(self._failure(absolute, f"cannot list directory: {exc.strerror}", 1, task))
+            return outcome
+        except IngestError as exc:
+            return self._retry_or_fail(task, outcome, exc, 0)
+
+        meta = self.meta(path=absolute, target=collection, entry_type="dir")
+        if self.config.operation is not Operation.NO_OP or self.handler.has("on_coll_create"):
+            try:
+                self._ensure_collection(collection, meta)
+            except HandlerError as exc:
+                outcome.failures.append(self._failure(absolute, str(exc), 1, task, exc.traceback_text))
+                outcome.count("tasks_failed")
+                return outcome
+            except IngestError as exc:
+                return self._retry_or_fail(task, outcome, exc, 0)
+
+        for sub in result.subdirectories:
+            outcome.enqueue.append(Task(TaskKind.SCAN, task.run, directory=sub))
+        size = self.config.files_per_task
+        for start in range(0, len(result.to_sync), size):
+            outcome.enqueue.append(Task(TaskKind.FILES, task.run, directory=directory, entries=tuple(result.to_sync[start : start + size])))
+        found = len(result.to_sync) + len(result.unchanged)
+        outcome.count("files_discovered", found)
+        outcome.count("bytes_discovered", sum(e.size for e in result.to_sync) + sum(e.size for e in result.unchanged))
+        outcome.count("files_unchanged", len(result.unchanged))
+        outcome.count("files_excluded", result.excluded)
+        for skipped in result.skipped:
+            outcome.count("files_failed" if skipped.failed else "files_skipped")
+            record = self._failure(os.path.join(absolute, skipped.name), skipped.reason, 1, task)
+            record["outcome"] = "failed" if skipped.failed else "skipped"
+            outcome.failures.append(record)
+        if result.stale_cache:
+            outcome.cache_delete[directory] = result.stale_cache
+        if self.config.delete_mode is not DeleteMode.DO_NOT_DELETE:
+            self._plan_deletes(task, outcome, result.names_seen, collection)
+        return outcome
+
+    def _pre_job(self, task: Task, outcome: TaskOutcome) -> bool:
+        """Run the handler's pre_job (in the root scan task); False fails the run."""
+        try:
+            self.handler.job_hook("pre_job", log, self.meta())
+        except HandlerError as exc:
+            outcome.count("tasks_failed")
+            outcome.error = f"pre_job failed: {exc}"
+            outcome.failures.append(self._failure(self.config.source_path, outcome.error, 1, task, exc.traceback_text))
+            return False
+        return True
+
+    def _check_root(self) -> None:
+        root = self.config.source_path
+        if not os.path.isdir(root):
+            raise FileNotFoundError(2, "No such directory", root)
+
+    def _ensure_collection(self, collection: str, meta: dict[str, Any]) -> None:
+        catalog = self.catalog(meta)
+        if self.config.operation is Operation.NO_OP:
+            self._with_hooks("coll_create", lambda: None, catalog, meta)
+            return
+        if catalog.collection_exists(collection):
+            return
+        parent = posixpath.dirname(collection)
+        if collection != self.config.target_collection and not catalog.collection_exists(parent):
+            # A parent scan task creates it first; a missing parent means it was removed meanwhile.
+            self._with_hooks("coll_create", lambda: catalog.create_collection(parent), catalog, meta | {"target": parent})
+        self._with_hooks("coll_create", lambda: catalog.create_collection(collection), catalog, meta)
+
+    def _with_hooks(self, event: str, action: Callable[[], None], catalog: IrodsCatalog, meta: dict[str, Any]) -> None:
+        def body(*_: Any, **__: Any) -> None:
+            try:
+                action()
+            except IngestError as exc:
+                raise _EngineFailure(exc) from exc
+
+        try:
+            self.handler.around(event, body, log, catalog.session, meta)
+        except _EngineFailure as wrapped:
+            raise wrapped.error from None
+
+    def _plan_deletes(self, task: Task, outcome: TaskOutcome, names_seen: set[str], collection: str) -> None:
+        meta = self.meta(target=collection)
+        try:
+            listing = self.catalog(meta).listing(collection)
+        except IngestError as exc:
+            outcome.failures.append(self._failure(collection, f"cannot list for deletion: {exc}", 1, task))
+            return
+        expected = {posixpath.basename(self.logical_path(task.directory, n)) for n in names_seen}
+        gone_objects = sorted(n for n in listing.objects if n not in expected)
+        gone_colls = sorted(n for n in listing.subcollections if n not in expected)
+        size = self.config.files_per_task
+        for start in range(0, len(gone_objects), size):
+            paths = tuple(posixpath.join(collection, n) for n in gone_objects[start : start + size])
+            outcome.enqueue.append(Task(TaskKind.DELETE, task.run, directory=task.directory, paths=paths))
+        if gone_colls:
+            outcome.enqueue.append(
+                Task(TaskKind.DELETE, task.run, directory=task.directory, collections=tuple(posixpath.join(collection, n) for n in gone_colls))
+            )
+
+    # ------------------------------------------------------------------ files
+    def sync_files(self, task: Task) -> TaskOutcome:
+        outcome = TaskOutcome()
+        outcome.count("tasks_done")
+        collection = self.logical_collection(task.directory)
+        listing: CollectionListing | None = None
+        if not self.config.initial_ingest and self.config.operation is not Operation.NO_OP:
+            try:
+                listing = self.catalog(self.meta(target=collection)).listing(collection, with_subcollections=True)
+            except IngestError as exc:
+                outcome.counters.pop("tasks_done")
+                return self._retry_or_fail(task, outcome, exc, len(task.entries))
+        retry_entries: list[FileEntry] = []
+        cache: dict[str, str] = {}
+        for entry in task.entries:
+            path = os.path.join(self.source_path(task.directory), entry.name)
+            try:
+                synced = self.sync_one(task.directory, entry, listing)
+            except RetryableError as exc:
+                if task.attempt < self._max_retries(self.meta(path=path)):
+                    retry_entries.append(entry)
+                else:
+                    outcome.count("files_failed")
+                    outcome.failures.append(self._failure(path, str(exc), task.attempt + 1, task))
+                continue
+            except HandlerError as exc:
+                outcome.count("files_failed")
+                outcome.failures.append(self._failure(path, str(exc), task.attempt + 1, task, exc.traceback_text))
+                continue
+            except IngestError as exc:
+                outcome.count("files_failed")
+                outcome.failures.append(self._failure(path, str(exc), task.attempt + 1, task))
+                continue
+            if synced:
+                outcome.count("files_synced")
+                outcome.count("bytes_synced", entry.size)
+            else:
+                outcome.count("files_unchanged")
+            cache[entry.cache_field] = entry.cache_value
+        if cache:
+            outcome.cache_set[task.directory] = cache
+        if retry_entries:
+            due = time.time() + backoff(self.config, task.attempt + 1)
+            outcome.delay.append((due, task.retried(entries=tuple(retry_entries))))
+        return outcome
+
+    def sync_one(self, directory: str, entry: FileEntry, listing: CollectionListing | None) -> bool:
+        """Sync one file; True if iRODS changed, False if it already matched."""
+        work = self._prepare(directory, entry)
+        existing: ObjectInfo | None = None
+        if listing is not None:
+            if work.name in listing.subcollections:
+                raise PermanentError(f"cannot sync file {work.source} onto collection {work.target}")
+            existing = listing.objects.get(work.name)
+        if not os.path.lexists(work.source):
+            raise SourceVanished(f"source file vanished before it was synced: {work.source}")
+        if work.operation is Operation.NO_OP:
+            self._with_hooks("data_obj_create" if existing is None else "data_obj_modify", lambda: None, work.catalog, work.meta)
+            return True
+        if existing is None:
+            self._create(work)
+            return True
+        if work.operation is Operation.REGISTER_AS_REPLICA_SYNC:
+            return self._sync_replica(work, existing)
+        if work.operation is Operation.REGISTER_SYNC:
+            return self._sync_registered(work, existing)
+        return self._sync_upload(work, existing)
+
+    def _prepare(self, directory: str, entry: FileEntry) -> FileWork:
+        source = os.path.join(self.source_path(directory), entry.name)
+        target = self.logical_path(directory, entry.name)
+        meta = self.meta(
+            path=source,
+            target=target,
+            entry_type="file",
+            size=entry.size,
+            mtime=entry.mtime_ns / 1e9,
+            is_link=entry.kind == "link",
+            is_socket=entry.kind == "socket",
+        )
+        if target != posixpath.join(self.logical_collection(directory), entry.name):
+            renamed_by = "UnicodeEncodeError" if posixpath.basename(target).startswith(UNICODE_ERROR_PREFIX) else "character_map"
+            meta["b64_path_str"] = base64.b64encode(os.fsencode(source)).decode()
+            meta["b64_reason"] = renamed_by
+        operation = self.handler.operation(None, meta, self.config.operation)
+        if not delete_mode_compatible(operation, self.handler.delete_mode(meta, self.config.delete_mode)):
+            raise PermanentError(f"handler operation {operation.value} is incompatible with the job's delete mode")
+        catalog = self.catalog(meta)
+        return FileWork(
+            entry=entry,
+            source=source,
+            target=target,
+            meta=meta,
+            operation=operation,
+            catalog=catalog,
+            resource=self.handler.to_resource(catalog.session, meta, self.config.resource),
+            physical=self.handler.target_path(catalog.session, meta) or source,
+        )
+
+    def _create(self, work: FileWork) -> None:
+        catalog, entry = work.catalog, work.entry
+        if work.operation.uploads:
+            def action() -> None:
+                catalog.put(work.source, work.target, resource=work.resource, overwrite=False, checksum=self.config.verify_checksum)
+        else:
+            def action() -> None:
+                catalog.register(
+                    work.physical, work.target, resource=work.resource, size=entry.size, mtime=work.mtime,
+                    checksum=self.config.verify_checksum,
+                )
+        self._with_hooks("data_obj_create", action, catalog, work.meta)
+        self._annotate(catalog, work.target, work.meta, work.source)
+
+    def _update_metadata(self, work: FileWork, replica: Replica, replica_number: int | None) -> bool:
+        if replica.size == work.entry.size and replica.modify_time == work.mtime:
+            return False
+        self._with_hooks(
+            "data_obj_modify",
+            lambda: work.catalog.update_replica_metadata(work.target, replica_number, size=work.entry.size, mtime=work.mtime),
+            work.catalog,
+            work.meta,
+        )
+        return True
+
+    def _sync_replica(self, work: FileWork, existing: ObjectInfo) -> bool:
+        if not work.resource:
+            raise PermanentError("RegisterAsReplicaSync needs a resource (set resource or a handler's to_resource)")
+        under = existing.replicas_under(work.resource)
+        if not under:
+            def action() -> None:
+                work.catalog.register(
+                    work.physical, work.target, resource=work.resource, size=work.entry.size, mtime=work.mtime, as_replica=True
+                )
+            self._with_hooks("data_obj_create", action, work.catalog, work.meta)
+            return True
+        matching = [r for r in under if r.path == work.physical]
+        if not matching:
+            raise PermanentError(f"{work.target} has a replica under {work.resource} but at another path than {work.physical}")
+        return self._update_metadata(work, matching[0], matching[0].number)
+
+    def _sync_registered(self, work: FileWork, existing: ObjectInfo) -> bool:
+        candidates = existing.replicas_under(work.resource) if work.resource else existing.replicas
+        matching = [r for r in candidates if r.path == work.physical]
+        if not matching:
+            raise PermanentError(
+                f"{work.target} exists in iRODS but was not registered from {work.physical} (wrong resource or path)"
+            )
+        return self._update_metadata(work, matching[0], matching[0].number if work.resource else None)
+
+    def _sync_upload(self, work: FileWork, existing: ObjectInfo) -> bool:
+        if work.operation is Operation.PUT:
+            return False  # Put never touches an object that is already there
+        if work.operation is Operation.PUT_APPEND and existing.size <= work.entry.size:
+            if existing.size == work.entry.size:
+                return False
+            offset = existing.size
+
+            def append() -> None:
+                work.catalog.append(work.source, work.target, from_offset=offset, resource=work.resource)
+
+            self._with_hooks("data_obj_modify", append, work.catalog, work.meta)
+            return True
+        # PutSync, or PutAppend onto an object larger than the source (rewritten whole).
+        self._with_hooks(
+            "data_obj_modify",
+            lambda: work.catalog.put(
+                work.source, work.target, resource=work.resource, overwrite=True, checksum=self.config.verify_checksum
+            ),
+            work.catalog,
+            work.meta,
+        )
+        return True
+
+    def _annotate(self, catalog: IrodsCatalog, target: str, meta: dict[str, Any], source: str) -> None:
+        """The provenance AVUs the incumbent writes for renamed names, sockets and links."""
+        if meta.get("b64_path_str"):
+            catalog.add_metadata(
+                target,
+                f"irods::automated_ingest::{meta['b64_reason']}",
+                meta["b64_path_str"],
+                "python3.base64.b64encode(full_path_of_source_file)",
+            )
+        if meta.get("is_socket"):
+            catalog.add_metadata(target, "socket_target", "socket", "automated_ingest")
+        elif meta.get("is_link"):
+            link = os.path.join(os.path.dirname(source), os.readlink(source))
+            catalog.add_metadata(target, "link_target", link, "automated_ingest")
+        for attribute, value, units in self.config.metadata:
+            catalog.add_metadata(target, attribute, value.format(**{k: v for k, v in meta.items() if isinstance(v, str | int | float)}), units)
+
+    # ------------------------------------------------------------------ delete
+    def delete(self, task: Task) -> TaskOutcome:
+        outcome = TaskOutcome()
+        outcome.count("tasks_done")
+        for path in task.paths:
+            try:
+                self._delete_object(path)
+                outcome.count("files_deleted")
+            except HandlerError as exc:
+                outcome.count("files_failed")
+                outcome.failures.append(self._failure(path, str(exc), 1, task, exc.traceback_text))
+            except IngestError as exc:
+                outcome.count("files_failed")
+                outcome.failures.append(self._failure(path, f"delete failed: {exc}", 1, task))
+        for collection in task.collections:
+            try:
+                self._delete_collection(collection)
+            except IngestError as exc:
+                outcome.failures.append(self._failure(collection, f"delete failed: {exc}", 1, task))
+        return outcome
+
+    def _delete_object(self, path: str) -> None:
+        meta = self.meta(target=path, path=None)
+        catalog = self.catalog(meta)
+        mode = self.handler.delete_mode(meta, self.config.delete_mode)
+
+        def action() -> None:
+            if mode is DeleteMode.UNREGISTER:
+                catalog.unregister(path)
+            elif mode in (DeleteMode.TRASH, DeleteMode.NO_TRASH):
+                catalog.unlink(path, force=mode is DeleteMode.NO_TRASH)
+
+        self._with_hooks("data_obj_delete", action, catalog, meta)
+
+    def _delete_collection(self, collection: str) -> None:
+        meta = self.meta(target=collection, path=None)
+        catalog = self.catalog(meta)
+        unregister = self.handler.delete_mode(meta, self.config.delete_mode) is DeleteMode.UNREGISTER
+        self._with_hooks("coll_delete", lambda: catalog.remove_collection(collection, unregister=unregister), catalog, meta)
+
+    # ------------------------------------------------------------------ finalize
+    def finalize(self, task: Task) -> TaskOutcome:
+        outcome = TaskOutcome(finalize=True)
+        try:
+            self.handler.job_hook("post_job", log, self.meta())
+        except HandlerError as exc:
+            outcome.error = str(exc)
+            outcome.failures.append(self._failure("", str(exc), 1, task, exc.traceback_text))
+        return outcome

@@ -1,0 +1,348 @@
+"""Job and run state, and the reliable task queue, for one job in Redis.
+
+``JobStore`` is the only place that knows how a job lives in Redis (with ``keys`` and
+``lua``). Everything it returns is plain typed data; everything it raises is from the
+engine's error taxonomy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from irods_ingest.config import JobConfig
+from irods_ingest.errors import PermanentError
+from irods_ingest.store import lua
+from irods_ingest.store.connection import translated_errors
+from irods_ingest.store.keys import HISTORY_LIMIT, JOBS_INDEX, JobKeys
+from irods_ingest.tasks import Task, TaskKind
+
+COUNTERS = (
+    "files_discovered",
+    "files_synced",
+    "files_unchanged",
+    "files_skipped",
+    "files_excluded",
+    "files_failed",
+    "files_deleted",
+    "bytes_discovered",
+    "bytes_synced",
+    "tasks_enqueued",
+    "tasks_done",
+    "tasks_failed",
+)
+ACTIVE_STATES = frozenset({"running", "finishing"})
+
+
+def new_run_id() -> str:
+    """Sortable by start time, unique across hosts: the run's fencing token."""
+    return f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class TaskOutcome:
+    """Everything one processed task changes, applied atomically with its ack."""
+
+    counters: dict[str, int] = field(default_factory=dict)
+    enqueue: list[Task] = field(default_factory=list)
+    delay: list[tuple[float, Task]] = field(default_factory=list)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    cache_set: dict[str, dict[str, str]] = field(default_factory=dict)  # directory -> name -> value
+    cache_delete: dict[str, list[str]] = field(default_factory=dict)  # directory -> names
+    finalize: bool = False
+    error: str = ""
+
+    def count(self, name: str, delta: int = 1) -> None:
+        if name not in COUNTERS:
+            raise ValueError(f"unknown counter {name}")
+        self.counters[name] = self.counters.get(name, 0) + delta
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    job: str
+    run_id: str | None
+    state: str  # none | running | finishing | done | failed | stopped
+    started: float | None
+    ended: float | None
+    counters: dict[str, int]
+    queued: int
+    delayed: int
+    in_flight: int
+    error: str
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "job": self.job,
+            "run": self.run_id,
+            "state": self.state,
+            "started": self.started,
+            "ended": self.ended,
+            "queued": self.queued,
+            "delayed": self.delayed,
+            "in_flight": self.in_flight,
+            "error": self.error,
+            **self.counters,
+        }
+
+
+def _str(value: bytes | str | None) -> str:
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def list_jobs(client: redis.Redis) -> list[str]:
+    with translated_errors():
+        return sorted(_str(name) for name in client.smembers(JOBS_INDEX))
+
+
+class JobStore:
+    def __init__(self, client: redis.Redis, job: str) -> None:
+        self.client = client
+        self.job = job
+        self.keys = JobKeys(job)
+        self._start = client.register_script(lua.START_RUN)
+        self._stop = client.register_script(lua.STOP_RUN)
+        self._promote = client.register_script(lua.PROMOTE_DUE)
+        self._ack = client.register_script(lua.ACK)
+        self._requeue = client.register_script(lua.REQUEUE)
+
+    # ----------------------------------------------------------------- configuration
+    def save_handler(self, source: str) -> str:
+        """Store handler source by content hash (idempotent); returns the hash."""
+        digest = hashlib.sha256(source.encode()).hexdigest()[:32]
+        with translated_errors():
+            self.client.set(self.keys.handler(digest), source.encode())
+        return digest
+
+    def load_handler(self, digest: str) -> str:
+        with translated_errors():
+            raw = self.client.get(self.keys.handler(digest))
+        if raw is None:
+            raise PermanentError(f"job {self.job}: event handler {digest} is missing from Redis")
+        return _str(raw)
+
+    def load_config(self) -> JobConfig | None:
+        with translated_errors():
+            raw = self.client.hget(self.keys.job_hash, "config")
+        return JobConfig.from_dict(json.loads(raw)) if raw else None
+
+    def current_run_id(self) -> str | None:
+        with translated_errors():
+            raw = self.client.hget(self.keys.run, "id")
+        return _str(raw) or None
+
+    # ----------------------------------------------------------------- runs
+    def start_run(self, config: JobConfig, *, force: bool = False, run_id: str | None = None) -> tuple[bool, str]:
+        """Start a run (the root scan task queued). Returns (started, run id).
+
+        With an active run and ``force`` false, nothing changes and (False, active id)
+        comes back: starting is idempotent for a caller that retries.
+        """
+        run_id = run_id or new_run_id()
+        root = Task(kind=TaskKind.SCAN, run=run_id, directory="")
+        with translated_errors():
+            status, rid = self._start(
+                keys=[
+                    self.keys.job_hash,
+                    self.keys.run,
+                    self.keys.queue,
+                    self.keys.delayed,
+                    self.keys.failures,
+                    self.keys.history,
+                    JOBS_INDEX,
+                ],
+                args=[run_id, f"{time.time():.3f}", root.encode(), json.dumps(config.to_dict()), "1" if force else "0", self.job],
+            )
+        return _str(status) == "started", _str(rid)
+
+    def stop_run(self, reason: str = "stopped by request") -> bool:
+        with translated_errors():
+            status, _ = self._stop(
+                keys=[self.keys.run, self.keys.queue, self.keys.delayed, self.keys.history],
+                args=[f"{time.time():.3f}", reason],
+            )
+        return _str(status) == "stopped"
+
+    def status(self) -> RunStatus:
+        with translated_errors():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hgetall(self.keys.run)
+            pipe.llen(self.keys.queue)
+            pipe.zcard(self.keys.delayed)
+            pipe.smembers(self.keys.claimers)
+            run, queued, delayed, claimers = pipe.execute()
+            in_flight = 0
+            if claimers:
+                pipe = self.client.pipeline(transaction=False)
+                for worker in claimers:
+                    pipe.llen(self.keys.processing(_str(worker)))
+                in_flight = sum(pipe.execute())
+        fields = {_str(k): _str(v) for k, v in run.items()}
+        counters = {name: int(fields.get(name, 0) or 0) for name in COUNTERS}
+        return RunStatus(
+            job=self.job,
+            run_id=fields.get("id") or None,
+            state=fields.get("state", "none"),
+            started=float(fields["started"]) if fields.get("started") else None,
+            ended=float(fields["ended"]) if fields.get("ended") else None,
+            counters=counters,
+            queued=int(queued),
+            delayed=int(delayed),
+            in_flight=in_flight,
+            error=fields.get("error", ""),
+        )
+
+    def history(self, limit: int = HISTORY_LIMIT) -> list[dict[str, Any]]:
+        with translated_errors():
+            raw = self.client.lrange(self.keys.history, 0, limit - 1)
+        return [json.loads(item) for item in raw]
+
+    def failures(self, limit: int | None = None) -> list[dict[str, Any]]:
+        end = -1 if limit is None else limit - 1
+        with translated_errors():
+            raw = self.client.lrange(self.keys.failures, 0, end)
+        return [json.loads(item) for item in raw]
+
+    # ----------------------------------------------------------------- queue
+    def register_worker(self, worker_id: str, ttl: float) -> None:
+        """Announce a worker (before it claims) and start its heartbeat."""
+        with translated_errors():
+            pipe = self.client.pipeline(transaction=True)
+            pipe.set(self.keys.heartbeat(worker_id), "1", px=int(ttl * 1000))
+            pipe.sadd(self.keys.claimers, worker_id)
+            pipe.execute()
+
+    def heartbeat(self, worker_id: str, ttl: float) -> None:
+        with translated_errors():
+            pipe = self.client.pipeline(transaction=True)
+            pipe.set(self.keys.heartbeat(worker_id), "1", px=int(ttl * 1000))
+            pipe.sadd(self.keys.claimers, worker_id)
+            pipe.execute()
+
+    def promote_due(self, now: float | None = None, limit: int = 1000) -> int:
+        with translated_errors():
+            return int(self._promote(keys=[self.keys.delayed, self.keys.queue], args=[now or time.time(), limit]))
+
+    def claim(self, worker_id: str, timeout: float) -> tuple[bytes, Task] | None:
+        """Move the oldest ready task into this worker's processing list (blocking up to ``timeout``)."""
+        with translated_errors():
+            if timeout > 0:
+                # redis-py types the timeout as int; Redis itself accepts fractional seconds.
+                raw = self.client.blmove(self.keys.queue, self.keys.processing(worker_id), timeout, "RIGHT", "LEFT")  # type: ignore[arg-type]
+            else:
+                raw = self.client.lmove(self.keys.queue, self.keys.processing(worker_id), "RIGHT", "LEFT")
+        if raw is None:
+            return None
+        raw_bytes = raw if isinstance(raw, bytes) else raw.encode()
+        return raw_bytes, Task.decode(raw_bytes)
+
+    def _finalize_raw(self, run_id: str) -> str:
+        return Task(kind=TaskKind.FINALIZE, run=run_id).encode()
+
+    def ack(self, worker_id: str, raw: bytes, task: Task, outcome: TaskOutcome) -> str:
+        """Remove ``raw`` from the processing list and apply ``outcome`` atomically.
+
+        Returns ok | finishing (the run just completed) | done/failed (FINALIZE closed the
+        run) | stale (the reaper had requeued it) | fenced (its run is over).
+        """
+        directories = sorted(set(outcome.cache_set) | set(outcome.cache_delete))
+        cache_keys = [self.keys.cache(d) for d in directories]
+        cache_ops: list[list[Any]] = []
+        for index, directory in enumerate(directories):
+            for name, value in outcome.cache_set.get(directory, {}).items():
+                cache_ops.append([index + 1, name, value])
+            for name in outcome.cache_delete.get(directory, []):
+                cache_ops.append([index + 1, name, False])
+        payload = {
+            "counters": outcome.counters or {"tasks_done": 0},
+            "enqueue": [t.encode() for t in outcome.enqueue],
+            "delay": [[due, t.encode()] for due, t in outcome.delay],
+            "failures": [json.dumps(f, ensure_ascii=True) for f in outcome.failures],
+            "cache": cache_ops,
+            "finalize": outcome.finalize,
+            "error": outcome.error,
+        }
+        with translated_errors():
+            result = self._ack(
+                keys=[
+                    self.keys.run,
+                    self.keys.queue,
+                    self.keys.delayed,
+                    self.keys.processing(worker_id),
+                    self.keys.failures,
+                    self.keys.claimers,
+                    self.keys.history,
+                    *cache_keys,
+                ],
+                args=[
+                    raw,
+                    task.run,
+                    json.dumps(payload, ensure_ascii=True),
+                    self.keys.processing_prefix,
+                    self._finalize_raw(task.run),
+                    f"{time.time():.3f}",
+                ],
+            )
+        return _str(result)
+
+    def requeue(self, *, max_attempts: int, only_worker: str = "", count_attempt: bool = True) -> tuple[int, int]:
+        """Return dead workers' tasks (or one worker's, on warm shutdown) to the queue."""
+        run_id = self.current_run_id() or ""
+        with translated_errors():
+            moved, dead = self._requeue(
+                keys=[self.keys.run, self.keys.queue, self.keys.delayed, self.keys.claimers, self.keys.failures],
+                args=[
+                    self.keys.processing_prefix,
+                    self.keys.heartbeat_prefix,
+                    max_attempts,
+                    f"{time.time():.3f}",
+                    only_worker,
+                    "1" if count_attempt else "0",
+                    self._finalize_raw(run_id),
+                ],
+            )
+        return int(moved), int(dead)
+
+    def unregister_worker(self, worker_id: str) -> None:
+        with translated_errors():
+            self.client.delete(self.keys.heartbeat(worker_id))
+
+    # ----------------------------------------------------------------- change cache
+    def cached_entries(self, directory: str) -> dict[str, str]:
+        with translated_errors():
+            raw = self.client.hgetall(self.keys.cache(directory))
+        return {_str(k): _str(v) for k, v in raw.items()}
+
+    # ----------------------------------------------------------------- removal
+    def delete_job(self) -> int:
+        """Remove every key of the job (stop first). Returns the number of keys deleted."""
+        deleted = 0
+        with translated_errors():
+            for pattern in self.keys.all_patterns():
+                batch: list[bytes] = []
+                for key in self.client.scan_iter(match=pattern, count=1000):
+                    batch.append(key)
+                    if len(batch) >= 500:
+                        deleted += int(self.client.delete(*batch))
+                        batch = []
+                if batch:
+                    deleted += int(self.client.delete(*batch))
+            self.client.srem(JOBS_INDEX, self.job)
+        return deleted
+
+
+def jobs_with_state(client: redis.Redis, names: Iterable[str]) -> list[RunStatus]:
+    return [JobStore(client, name).status() for name in names]

@@ -1,0 +1,120 @@
+"""The Redis key schema: every key the engine uses, in one place.
+
+All keys of a job carry the job name as a Redis Cluster hash tag (``{job}``), so one
+job's keys live on one node (its Lua scripts touch several of them) while different
+jobs spread over a cluster. ``ii:`` prefixes everything, so the engine can share a
+database with other users.
+
+Global
+  ii:jobs                         SET    names of known jobs (for ``list``)
+
+Per job ``J`` (hash tag ``{J}``)
+  ii:{J}:job                      HASH   config (JSON), run (current run id), handler (hash of handler source)
+  ii:{J}:run                      HASH   state of the current/last run: id, state, started, ended, outcome,
+                                         counters (files_*, bytes_*, tasks_*), error
+  ii:{J}:queue                    LIST   ready tasks (JSON); LPUSH to enqueue, claimed from the right
+  ii:{J}:delayed                  ZSET   tasks waiting for a retry, scored by the time they are due
+  ii:{J}:claimers                 SET    worker ids that may hold tasks in a processing list
+  ii:{J}:processing:{W}           LIST   tasks claimed by worker W (BLMOVE target), removed on ack
+  ii:{J}:heartbeat:{W}            STRING worker W's liveness; expires (TTL) when W dies
+  ii:{J}:failures                 LIST   per-file/per-task failures of the current run (JSON), newest first
+  ii:{J}:history                  LIST   summaries of finished runs (JSON), newest first, capped
+  ii:{J}:handler:{H}              STRING event-handler source with content hash H
+  ii:{J}:cache:{D}                HASH   change-detection cache for source directory with digest D:
+                                         entry name -> "<mtime_ns>:<size>"
+  ii:{J}:stop                     STRING set while a stop is in progress (TTL)
+
+Bounded by design: a finished run's queue/delayed/processing lists are empty by
+definition; ``failures`` is cleared when the next run starts; ``history`` is capped at
+HISTORY_LIMIT entries; the cache holds one short field per synced file (≈ 40 B).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Final
+
+PREFIX: Final = "ii"
+JOBS_INDEX: Final = f"{PREFIX}:jobs"
+HISTORY_LIMIT: Final = 50
+
+
+def directory_digest(relative_dir: str) -> str:
+    """A short stable digest of a source directory path (keeps cache key names bounded)."""
+    return hashlib.blake2b(relative_dir.encode("utf-8", "surrogateescape"), digest_size=10).hexdigest()
+
+
+@dataclass(frozen=True)
+class JobKeys:
+    """Key names of one job."""
+
+    job: str
+
+    def __post_init__(self) -> None:
+        if "{" in self.job or "}" in self.job:
+            raise ValueError(f"job name {self.job!r} must not contain braces (they delimit the hash tag)")
+
+    @property
+    def _base(self) -> str:
+        return f"{PREFIX}:{{{self.job}}}"
+
+    @property
+    def job_hash(self) -> str:
+        return f"{self._base}:job"
+
+    @property
+    def run(self) -> str:
+        return f"{self._base}:run"
+
+    @property
+    def queue(self) -> str:
+        return f"{self._base}:queue"
+
+    @property
+    def delayed(self) -> str:
+        return f"{self._base}:delayed"
+
+    @property
+    def claimers(self) -> str:
+        return f"{self._base}:claimers"
+
+    @property
+    def processing_prefix(self) -> str:
+        return f"{self._base}:processing:"
+
+    def processing(self, worker_id: str) -> str:
+        return f"{self.processing_prefix}{worker_id}"
+
+    @property
+    def heartbeat_prefix(self) -> str:
+        return f"{self._base}:heartbeat:"
+
+    def heartbeat(self, worker_id: str) -> str:
+        return f"{self.heartbeat_prefix}{worker_id}"
+
+    @property
+    def failures(self) -> str:
+        return f"{self._base}:failures"
+
+    @property
+    def history(self) -> str:
+        return f"{self._base}:history"
+
+    def handler(self, content_hash: str) -> str:
+        return f"{self._base}:handler:{content_hash}"
+
+    @property
+    def cache_prefix(self) -> str:
+        return f"{self._base}:cache:"
+
+    def cache(self, relative_dir: str) -> str:
+        return f"{self.cache_prefix}{directory_digest(relative_dir)}"
+
+    @property
+    def stop(self) -> str:
+        return f"{self._base}:stop"
+
+    def all_patterns(self) -> list[str]:
+        """SCAN patterns covering every key of this job (for deletion)."""
+        return [f"{self._base}:*"]

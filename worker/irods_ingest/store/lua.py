@@ -1,0 +1,199 @@
+"""Lua scripts: every multi-key state change of the queue happens atomically in Redis.
+
+Shared rules, stated once:
+- a task is *in flight* while it sits in some worker's processing list; queued while it
+  is in the queue or the delayed set. Both numbers are derived, never stored, so a crash
+  cannot leave them wrong;
+- counters change only in the script that removes the task from its processing list, so
+  each task's outcome counts exactly once;
+- a run is complete when nothing is queued, delayed or in flight: the script that sees
+  this enqueues the FINALIZE task (at-least-once delivery, like any task) and the
+  FINALIZE task's own ack closes the run.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Derived in-flight count: the sum of the claimers' processing lists.
+_IN_FLIGHT: Final = """
+local function in_flight(claimers_key, processing_prefix)
+  local total = 0
+  for _, worker in ipairs(redis.call('SMEMBERS', claimers_key)) do
+    total = total + redis.call('LLEN', processing_prefix .. worker)
+  end
+  return total
+end
+"""
+
+# When the run has nothing left, queue its FINALIZE task (once: state moves to finishing).
+_MAYBE_FINISH: Final = """
+local function maybe_finish(run_key, queue_key, delayed_key, claimers_key, processing_prefix, finalize_raw)
+  if redis.call('HGET', run_key, 'state') ~= 'running' then return 0 end
+  if redis.call('LLEN', queue_key) > 0 or redis.call('ZCARD', delayed_key) > 0 then return 0 end
+  if in_flight(claimers_key, processing_prefix) > 0 then return 0 end
+  redis.call('HSET', run_key, 'state', 'finishing')
+  redis.call('LPUSH', queue_key, finalize_raw)
+  redis.call('HINCRBY', run_key, 'tasks_enqueued', 1)
+  return 1
+end
+"""
+
+# KEYS: job, run, queue, delayed, failures, history, jobs_index
+# ARGV: run_id, now, root_scan_raw, config_json, force ("1" to replace an active run), job name
+START_RUN: Final = """
+local state = redis.call('HGET', KEYS[2], 'state')
+if (state == 'running' or state == 'finishing') and ARGV[5] ~= '1' then
+  return {'busy', redis.call('HGET', KEYS[2], 'id')}
+end
+if state then
+  -- keep a summary of the run being replaced (history is capped by the caller's LTRIM)
+  local summary = redis.call('HGETALL', KEYS[2])
+  local obj = {}
+  for i = 1, #summary, 2 do obj[summary[i]] = summary[i + 1] end
+  if state == 'running' or state == 'finishing' then
+    obj['state'] = 'stopped'
+    obj['ended'] = ARGV[2]
+    obj['error'] = 'replaced by a new run'
+  end
+  redis.call('LPUSH', KEYS[6], cjson.encode(obj))
+  redis.call('LTRIM', KEYS[6], 0, 49)
+end
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+redis.call('HSET', KEYS[1], 'config', ARGV[4], 'run', ARGV[1])
+redis.call('HSET', KEYS[2], 'id', ARGV[1], 'state', 'running', 'started', ARGV[2], 'tasks_enqueued', 1)
+redis.call('LPUSH', KEYS[3], ARGV[3])
+redis.call('SADD', KEYS[7], ARGV[6])
+return {'started', ARGV[1]}
+"""
+
+# KEYS: run, queue, delayed, history
+# ARGV: now, reason
+STOP_RUN: Final = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if state ~= 'running' and state ~= 'finishing' then return {'idle', state or ''} end
+redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('HSET', KEYS[1], 'state', 'stopped', 'ended', ARGV[1], 'error', ARGV[2])
+local summary = redis.call('HGETALL', KEYS[1])
+local obj = {}
+for i = 1, #summary, 2 do obj[summary[i]] = summary[i + 1] end
+redis.call('LPUSH', KEYS[4], cjson.encode(obj))
+redis.call('LTRIM', KEYS[4], 0, 49)
+return {'stopped', redis.call('HGET', KEYS[1], 'id')}
+"""
+
+# Move due delayed tasks to the queue.  KEYS: delayed, queue   ARGV: now, limit
+PROMOTE_DUE: Final = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, raw in ipairs(due) do
+  redis.call('ZREM', KEYS[1], raw)
+  redis.call('LPUSH', KEYS[2], raw)
+end
+return #due
+"""
+
+# Acknowledge one task with its whole outcome.
+# KEYS: run, queue, delayed, processing(W), failures, claimers, history, cache keys...
+# ARGV: raw task, run id, outcome JSON, processing prefix, finalize raw, now
+# outcome: {counters={}, enqueue=[raw], delay=[[score, raw]], failures=[raw],
+#           cache=[[key_index, field, value_or_false]], finalize=bool, error=str}
+ACK: Final = (
+    _IN_FLIGHT
+    + _MAYBE_FINISH
+    + """
+if redis.call('LREM', KEYS[4], -1, ARGV[1]) == 0 then
+  -- the reaper already returned this task to the queue: its redelivery will count it
+  return 'stale'
+end
+if redis.call('HGET', KEYS[1], 'id') ~= ARGV[2] then return 'fenced' end
+local state = redis.call('HGET', KEYS[1], 'state')
+if state ~= 'running' and state ~= 'finishing' then return 'fenced' end
+local outcome = cjson.decode(ARGV[3])
+for name, delta in pairs(outcome.counters) do
+  if delta ~= 0 then redis.call('HINCRBY', KEYS[1], name, delta) end
+end
+local enqueued = 0
+for _, raw in ipairs(outcome.enqueue) do
+  redis.call('LPUSH', KEYS[2], raw)
+  enqueued = enqueued + 1
+end
+for _, item in ipairs(outcome.delay) do
+  redis.call('ZADD', KEYS[3], item[1], item[2])
+  enqueued = enqueued + 1
+end
+if enqueued > 0 then redis.call('HINCRBY', KEYS[1], 'tasks_enqueued', enqueued) end
+for _, raw in ipairs(outcome.failures) do
+  redis.call('LPUSH', KEYS[5], raw)
+end
+for _, op in ipairs(outcome.cache) do
+  local key = KEYS[7 + op[1]]
+  if op[3] then redis.call('HSET', key, op[2], op[3]) else redis.call('HDEL', key, op[2]) end
+end
+if outcome.error and outcome.error ~= '' then redis.call('HSET', KEYS[1], 'error', outcome.error) end
+if outcome.finalize then
+  local err = redis.call('HGET', KEYS[1], 'error')
+  local failed = tonumber(redis.call('HGET', KEYS[1], 'files_failed') or '0')
+  local tasks_failed = tonumber(redis.call('HGET', KEYS[1], 'tasks_failed') or '0')
+  local final = 'done'
+  if failed > 0 or tasks_failed > 0 or (err and err ~= '') then final = 'failed' end
+  redis.call('HSET', KEYS[1], 'state', final, 'ended', ARGV[6])
+  local summary = redis.call('HGETALL', KEYS[1])
+  local obj = {}
+  for i = 1, #summary, 2 do obj[summary[i]] = summary[i + 1] end
+  redis.call('LPUSH', KEYS[7], cjson.encode(obj))
+  redis.call('LTRIM', KEYS[7], 0, 49)
+  return final
+end
+if maybe_finish(KEYS[1], KEYS[2], KEYS[3], KEYS[6], ARGV[4], ARGV[5]) == 1 then return 'finishing' end
+return 'ok'
+"""
+)
+
+# Return the tasks of workers whose heartbeat expired (or of one named worker, for a
+# warm shutdown) to the queue.  A task that was in flight when its worker died counts an
+# attempt; past max_attempts it is dead-lettered, so a poison task cannot crash-loop.
+# KEYS: run, queue, delayed, claimers, failures
+# ARGV: processing prefix, heartbeat prefix, max attempts, now, only-worker ('' = all dead),
+#       count attempt ('1'/'0'), finalize raw
+REQUEUE: Final = (
+    _IN_FLIGHT
+    + _MAYBE_FINISH
+    + """
+local moved, dead_lettered = 0, 0
+local run_id = redis.call('HGET', KEYS[1], 'id')
+for _, worker in ipairs(redis.call('SMEMBERS', KEYS[4])) do
+  local eligible
+  if ARGV[5] ~= '' then eligible = (worker == ARGV[5])
+  else eligible = (redis.call('EXISTS', ARGV[2] .. worker) == 0) end
+  if eligible then
+    local plist = ARGV[1] .. worker
+    while true do
+      local raw = redis.call('RPOP', plist)
+      if not raw then break end
+      local task = cjson.decode(raw)
+      if task.run == run_id then
+        if ARGV[6] == '1' then task.attempt = (task.attempt or 0) + 1 end
+        if task.attempt > tonumber(ARGV[3]) then
+          local files = 0
+          if task.entries then files = #task.entries end
+          if task.paths then files = files + #task.paths end
+          redis.call('HINCRBY', KEYS[1], 'tasks_failed', 1)
+          redis.call('HINCRBY', KEYS[1], 'files_failed', files)
+          redis.call('LPUSH', KEYS[5], cjson.encode({
+            task = task.id, kind = task.kind, path = task.dir or '', attempts = task.attempt,
+            reason = 'a worker died while processing this task ' .. task.attempt .. ' times',
+            time = tonumber(ARGV[4]), files = files}))
+          dead_lettered = dead_lettered + 1
+        else
+          redis.call('RPUSH', KEYS[2], cjson.encode(task))
+          moved = moved + 1
+        end
+      end
+    end
+    redis.call('SREM', KEYS[4], worker)
+  end
+end
+if dead_lettered > 0 then maybe_finish(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[7]) end
+return {moved, dead_lettered}
+"""
+)

@@ -1,0 +1,114 @@
+"""Task payloads: what travels through the queue (never a secret, never a whole config).
+
+A task names its run (the fencing token): a worker drops any task whose run is no longer
+current, so a stopped or restarted run can never be changed by late work.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import json
+import os
+import uuid
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+
+class TaskKind(enum.Enum):
+    SCAN = "scan"  # list one source directory: enqueue child scans and file batches
+    FILES = "files"  # sync a batch of files of one directory
+    DELETE = "delete"  # apply the delete mode to catalog entries that left the source
+    FINALIZE = "finalize"  # run post_job once and close the run
+
+
+_RAW_NAME_MARKER = "\x00b64:"
+
+
+def wire_name(name: str) -> str:
+    """A name safe for JSON and Redis' cjson: names that are not valid UTF-8 (surrogate-
+    escaped by ``os.fsdecode``) travel base64-encoded behind a marker no filename can hold."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return _RAW_NAME_MARKER + base64.b64encode(os.fsencode(name)).decode()
+    return name
+
+
+def from_wire_name(text: str) -> str:
+    if text.startswith(_RAW_NAME_MARKER):
+        return os.fsdecode(base64.b64decode(text[len(_RAW_NAME_MARKER) :]))
+    return text
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One source file as the scan saw it. ``name`` is the raw name, surrogate-escaped."""
+
+    name: str
+    size: int
+    mtime_ns: int
+    kind: str = "regular"  # regular | link | socket | pipe | character | block
+
+    def to_wire(self) -> list[Any]:
+        # Numbers travel as strings: Redis' cjson keeps only 14 significant digits.
+        return [wire_name(self.name), str(self.size), str(self.mtime_ns), self.kind]
+
+    @classmethod
+    def from_wire(cls, data: list[Any]) -> FileEntry:
+        return cls(name=from_wire_name(data[0]), size=int(data[1]), mtime_ns=int(data[2]), kind=data[3])
+
+    @property
+    def cache_field(self) -> str:
+        return wire_name(self.name)
+
+    @property
+    def cache_value(self) -> str:
+        return f"{self.mtime_ns}:{self.size}"
+
+
+@dataclass(frozen=True)
+class Task:
+    kind: TaskKind
+    run: str
+    directory: str = ""  # source directory relative to the source root ("" = root)
+    entries: tuple[FileEntry, ...] = ()
+    paths: tuple[str, ...] = ()  # logical paths, for DELETE tasks
+    collections: tuple[str, ...] = ()  # logical collections, for DELETE tasks
+    attempt: int = 0
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def encode(self) -> str:
+        data: dict[str, Any] = {"id": self.id, "kind": self.kind.value, "run": self.run, "attempt": self.attempt}
+        if self.directory:
+            data["dir"] = wire_name(self.directory)
+        if self.entries:
+            data["entries"] = [e.to_wire() for e in self.entries]
+        if self.paths:
+            data["paths"] = list(self.paths)
+        if self.collections:
+            data["colls"] = list(self.collections)
+        # surrogateescape'd names are not valid UTF-8: keep them as \udcxx escapes in JSON.
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=True)
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> Task:
+        data = json.loads(raw)
+        return cls(
+            id=data["id"],
+            kind=TaskKind(data["kind"]),
+            run=data["run"],
+            attempt=int(data.get("attempt", 0)),
+            directory=from_wire_name(data.get("dir", "")),
+            entries=tuple(FileEntry.from_wire(e) for e in data.get("entries", ())),
+            paths=tuple(data.get("paths", ())),
+            collections=tuple(data.get("colls", ())),
+        )
+
+    def retried(self, entries: tuple[FileEntry, ...] | None = None) -> Task:
+        """The same work as a new delivery with one more attempt (optionally fewer entries)."""
+        return replace(self, attempt=self.attempt + 1, entries=self.entries if entries is None else entries)
+
+    @property
+    def file_count(self) -> int:
+        return len(self.entries) + len(self.paths)

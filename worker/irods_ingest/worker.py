@@ -1,0 +1,255 @@
+"""The worker process: claim tasks of one or more jobs, execute, ack atomically.
+
+Each of ``concurrency`` threads has its own worker id (its own processing list and
+heartbeat), its own iRODS sessions (reused across tasks) and a compiled-handler cache
+shared per process. SIGTERM asks for a warm shutdown: every thread finishes the task in
+hand and stops claiming; a second signal is cold: unfinished tasks are returned to the
+queue at once (without counting an attempt) and the process exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+
+import redis
+
+from irods_ingest.config import JobConfig
+from irods_ingest.errors import HandlerError, IngestError, StoreUnavailable
+from irods_ingest.execute import RunContext, TaskExecutor
+from irods_ingest.handlers import HandlerCache
+from irods_ingest.irods_io.catalog import IrodsCatalog
+from irods_ingest.irods_io.session import IrodsSettings, open_session
+from irods_ingest.store.connection import connect
+from irods_ingest.store.jobstore import JobStore, TaskOutcome
+from irods_ingest.tasks import Task
+
+log = logging.getLogger("irods_ingest.worker")
+
+HEARTBEAT_TTL_SECONDS = 15.0
+HEARTBEAT_INTERVAL_SECONDS = 3.0
+REAP_INTERVAL_SECONDS = 5.0
+CLAIM_TIMEOUT_SECONDS = 1.0
+
+
+@dataclass
+class WorkerOptions:
+    jobs: Sequence[str]
+    redis_url: str | None = None
+    concurrency: int = 1
+    exit_when_idle: bool = False  # stop once every job's current run has ended
+    irods_settings: IrodsSettings | None = None
+    name: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+
+
+class ShutdownState:
+    def __init__(self) -> None:
+        self.warm = threading.Event()
+        self.cold = threading.Event()
+
+    def request(self) -> None:
+        if self.warm.is_set():
+            self.cold.set()
+        self.warm.set()
+
+
+class WorkerThread:
+    """One claim/execute/ack loop with its own worker id."""
+
+    def __init__(self, options: WorkerOptions, index: int, shutdown: ShutdownState, handlers: dict[str, HandlerCache]) -> None:
+        self.options = options
+        self.worker_id = f"{options.name}-{index}"
+        self.shutdown = shutdown
+        self.client = connect(options.redis_url)
+        self.stores = {job: JobStore(self.client, job) for job in options.jobs}
+        self.handlers = handlers
+        self.sessions: dict[tuple[str, str] | None, IrodsCatalog] = {}
+        self._settings = options.irods_settings
+        self._last_heartbeat = 0.0
+        self._last_reap = 0.0
+        self.current: tuple[JobStore, bytes] | None = None
+
+    # ---------------------------------------------------------------- iRODS sessions
+    def catalog_for(self, client_user: tuple[str, str] | None) -> IrodsCatalog:
+        catalog = self.sessions.get(client_user)
+        if catalog is None:
+            if self._settings is None:
+                self._settings = IrodsSettings.from_environment()
+            catalog = IrodsCatalog(open_session(self._settings, client_user=client_user))
+            self.sessions[client_user] = catalog
+        return catalog
+
+    def close(self) -> None:
+        for catalog in self.sessions.values():
+            catalog.close()
+        self.sessions.clear()
+        for store in self.stores.values():
+            with contextlib.suppress(IngestError):
+                store.unregister_worker(self.worker_id)
+        self.client.close()
+
+    # ---------------------------------------------------------------- loop
+    def housekeeping(self) -> None:
+        now = time.monotonic()
+        if now - self._last_heartbeat >= HEARTBEAT_INTERVAL_SECONDS:
+            for store in self.stores.values():
+                store.heartbeat(self.worker_id, HEARTBEAT_TTL_SECONDS)
+            self._last_heartbeat = now
+        if now - self._last_reap >= REAP_INTERVAL_SECONDS:
+            for store in self.stores.values():
+                config = store.load_config()
+                max_attempts = (config.max_retries if config else 3) + 1
+                moved, dead = store.requeue(max_attempts=max_attempts)
+                if moved or dead:
+                    log.warning("requeued_dead_workers_tasks", extra={"job": store.job, "moved": moved, "dead_lettered": dead})
+                store.promote_due()
+            self._last_reap = now
+
+    def run(self) -> None:
+        for store in self.stores.values():
+            store.register_worker(self.worker_id, HEARTBEAT_TTL_SECONDS)
+        self._last_heartbeat = time.monotonic()
+        idle_rounds = 0
+        while not self.shutdown.warm.is_set():
+            self.housekeeping()
+            claimed = self.claim_any()
+            if claimed is None:
+                if self.options.exit_when_idle and self.all_idle():
+                    idle_rounds += 1
+                    if idle_rounds >= 2:
+                        return
+                continue
+            idle_rounds = 0
+            store, raw, task = claimed
+            self.current = (store, raw)
+            try:
+                self.process(store, raw, task)
+            finally:
+                self.current = None
+
+    def claim_any(self) -> tuple[JobStore, bytes, Task] | None:
+        stores = list(self.stores.values())
+        for store in stores:
+            got = store.claim(self.worker_id, 0)
+            if got is not None:
+                return store, got[0], got[1]
+        # Nothing ready anywhere: block briefly on the first job's queue.
+        timeout = CLAIM_TIMEOUT_SECONDS / max(1, len(stores))
+        for store in stores:
+            got = store.claim(self.worker_id, timeout)
+            if got is not None:
+                return store, got[0], got[1]
+            if self.shutdown.warm.is_set():
+                break
+        return None
+
+    def all_idle(self) -> bool:
+        for store in self.stores.values():
+            status = store.status()
+            if status.active:
+                return False
+        return True
+
+    def process(self, store: JobStore, raw: bytes, task: Task) -> None:
+        started = time.monotonic()
+        if task.run != store.current_run_id():
+            store.ack(self.worker_id, raw, task, TaskOutcome())  # fenced: dropped without effect
+            return
+        config = store.load_config()
+        if config is None:
+            store.ack(self.worker_id, raw, task, TaskOutcome())
+            return
+        outcome = self.execute(store, config, task)
+        result = store.ack(self.worker_id, raw, task, outcome)
+        log.info(
+            "task_done",
+            extra={
+                "job": store.job,
+                "run": task.run,
+                "task": task.id,
+                "kind": task.kind.value,
+                "dir": task.directory,
+                "files": task.file_count,
+                "result": result,
+                "seconds": round(time.monotonic() - started, 4),
+            },
+        )
+
+    def execute(self, store: JobStore, config: JobConfig, task: Task) -> TaskOutcome:
+        cache = self.handlers.setdefault(store.job, HandlerCache(store.load_handler))
+        try:
+            handler = cache.get(config.handler_hash)
+        except HandlerError as exc:
+            # A broken handler fails this task's files visibly; the worker lives on.
+            outcome = TaskOutcome()
+            outcome.count("tasks_failed")
+            outcome.count("files_failed", len(task.entries) + len(task.paths))
+            outcome.error = str(exc)
+            outcome.failures.append(
+                {"path": task.directory, "reason": str(exc), "attempts": 1, "time": time.time(), "task": task.id,
+                 "kind": task.kind.value, "traceback": exc.traceback_text[-4000:]}
+            )
+            outcome.finalize = task.kind.value == "finalize"
+            return outcome
+        ctx = RunContext(job=store.job, config=config, handler=handler, catalog_for=self.catalog_for, cached_entries=store.cached_entries)
+        return TaskExecutor(ctx).run(task)
+
+    def requeue_current(self) -> None:
+        for store in self.stores.values():
+            with contextlib.suppress(IngestError):
+                store.requeue(max_attempts=1_000_000, only_worker=self.worker_id, count_attempt=False)
+
+
+def run_worker(options: WorkerOptions, *, install_signals: bool = True) -> int:
+    """Run ``options.concurrency`` worker threads until shutdown (or idle, if asked)."""
+    shutdown = ShutdownState()
+    handlers: dict[str, HandlerCache] = {}
+    threads: list[WorkerThread] = [WorkerThread(options, i, shutdown, handlers) for i in range(options.concurrency)]
+
+    if install_signals:
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            shutdown.request()
+            log.warning("shutdown_requested", extra={"signal": signum, "cold": shutdown.cold.is_set()})
+            if shutdown.cold.is_set():
+                for thread in threads:
+                    thread.requeue_current()
+                os._exit(1)
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+    errors: list[BaseException] = []
+
+    def guarded(target: Callable[[], None]) -> Callable[[], None]:
+        def wrapper() -> None:
+            try:
+                target()
+            except (StoreUnavailable, redis.RedisError) as exc:  # Redis gone for good: stop this thread
+                errors.append(exc)
+                log.error("worker_thread_stopped", extra={"error": str(exc)})
+                shutdown.warm.set()
+
+        return wrapper
+
+    runners = [threading.Thread(target=guarded(t.run), name=t.worker_id, daemon=True) for t in threads]
+    for runner in runners:
+        runner.start()
+    try:
+        while any(r.is_alive() for r in runners):
+            for runner in runners:
+                runner.join(timeout=0.5)
+    finally:
+        for thread in threads:
+            if thread.current is not None:
+                thread.requeue_current()
+            thread.close()
+    return 1 if errors else 0
