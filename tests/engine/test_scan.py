@@ -1,0 +1,113 @@
+"""Scanning classifies every entry; special files never block; nothing is silently dropped."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from irods_ingest.config import FileType, JobConfig, Operation, SymlinkPolicy
+from irods_ingest.scan import scan_directory
+from irods_ingest.tasks import FileEntry
+
+
+def _config(root: Path, **changes: object) -> JobConfig:
+    return JobConfig(job_name="j", source_path=str(root), target_collection="/tempZone/home/rods/t").with_changes(**changes)
+
+
+def _names(entries: list[FileEntry]) -> set[str]:
+    return {e.name for e in entries}
+
+
+def test_regular_files_dirs_and_cache(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_bytes(b"abc")
+    (tmp_path / "b.txt").write_bytes(b"defg")
+    (tmp_path / "sub").mkdir()
+    b = FileEntry("b.txt", 4, (tmp_path / "b.txt").stat().st_mtime_ns)
+    result = scan_directory(str(tmp_path), "", _config(tmp_path), {b.cache_field: b.cache_value, "gone.txt": "1:1"})
+    assert _names(result.to_sync) == {"a.txt"}
+    assert _names(result.unchanged) == {"b.txt"}
+    assert result.subdirectories == ["sub"]
+    assert result.stale_cache == ["gone.txt"]
+    ignoring = scan_directory(str(tmp_path), "", _config(tmp_path, ignore_cache=True), {b.cache_field: b.cache_value})
+    assert _names(ignoring.to_sync) == {"a.txt", "b.txt"}
+
+
+def test_fifo_socket_and_unreadable_files(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(tmp_path / "sock"))
+    private = tmp_path / "private"
+    private.write_bytes(b"secret")
+    private.chmod(0o600)
+    locked = tmp_path / "locked"
+    locked.write_bytes(b"x")
+    locked.chmod(0o000)
+    try:
+        register = scan_directory(str(tmp_path), "", _config(tmp_path), {})
+        # registering: 0600 and 0000 files are registered (iRODS reads them, not us);
+        # the socket is registered as the incumbent does; the FIFO is skipped with a reason
+        assert _names(register.to_sync) == {"private", "locked", "sock"}
+        assert [(s.name, s.failed) for s in register.skipped] == [("pipe", False)]
+        assert "pipe" in register.skipped[0].reason
+        put = scan_directory(str(tmp_path), "", _config(tmp_path, operation=Operation.PUT), {})
+        skipped = {s.name: s for s in put.skipped}
+        assert set(skipped) >= {"pipe", "sock"}
+        assert "private" in _names(put.to_sync)  # 0600 owned by us: readable, never skipped
+        if os.geteuid() != 0:  # root reads 0000 files too
+            assert skipped["locked"].failed and "permission denied" in skipped["locked"].reason
+    finally:
+        sock.close()
+        locked.chmod(0o600)
+
+
+def test_symlink_policies_broken_and_looping_links(tmp_path: Path) -> None:
+    (tmp_path / "real.txt").write_bytes(b"12345")
+    (tmp_path / "dir").mkdir()
+    os.symlink("real.txt", tmp_path / "link.txt")
+    os.symlink("missing", tmp_path / "broken")
+    os.symlink("..", tmp_path / "dir" / "up")
+    reg = scan_directory(str(tmp_path), "", _config(tmp_path), {})
+    kinds = {e.name: e.kind for e in reg.to_sync}
+    assert kinds == {"real.txt": "regular", "link.txt": "link", "broken": "link"}
+    follow = scan_directory(str(tmp_path), "", _config(tmp_path, symlinks=SymlinkPolicy.FOLLOW), {})
+    assert {e.name: (e.kind, e.size) for e in follow.to_sync} == {"real.txt": ("regular", 5), "link.txt": ("regular", 5)}
+    assert [s.reason for s in follow.skipped] == ["broken symbolic link"]
+    loop = scan_directory(str(tmp_path), "dir", _config(tmp_path, symlinks=SymlinkPolicy.FOLLOW), {})
+    assert loop.subdirectories == [] and "loop" in loop.skipped[0].reason
+    skip = scan_directory(str(tmp_path), "", _config(tmp_path, symlinks=SymlinkPolicy.SKIP), {})
+    assert _names(skip.to_sync) == {"real.txt"} and len(skip.skipped) == 2
+
+
+def test_exclusions_by_type_name_directory_and_include(tmp_path: Path) -> None:
+    for name in ("keep.dat", "drop.tmp", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "data").mkdir()
+    config = _config(tmp_path, exclude_names=(r".*\.tmp",), exclude_directories=("cache",))
+    result = scan_directory(str(tmp_path), "", config, {})
+    assert _names(result.to_sync) == {"keep.dat", "notes.txt"}
+    assert result.excluded == 1 and result.subdirectories == ["data"]
+    assert {"drop.tmp", "cache"} <= result.names_seen  # excluded entries are protected from deletion
+    only_dat = scan_directory(str(tmp_path), "", _config(tmp_path, include_names=(r".*\.dat",)), {})
+    assert _names(only_dat.to_sync) == {"keep.dat"} and only_dat.excluded == 2
+    no_regular = scan_directory(str(tmp_path), "", _config(tmp_path, exclude_types=(FileType.REGULAR,)), {})
+    assert no_regular.to_sync == [] and no_regular.excluded == 3
+
+
+def test_missing_directory_raises(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        scan_directory(str(tmp_path), "nope", _config(tmp_path), {})
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(NotADirectoryError):
+        scan_directory(str(tmp_path), "file", _config(tmp_path), {})
+
+
+def test_names_that_are_not_utf8(tmp_path: Path) -> None:
+    raw = os.fsdecode(b"caf\xe9.txt")
+    (tmp_path / raw).write_bytes(b"latin-1 name")
+    result = scan_directory(str(tmp_path), "", _config(tmp_path), {})
+    assert _names(result.to_sync) == {raw}
+    assert result.to_sync[0].cache_field.startswith("\x00b64:")
