@@ -30,7 +30,8 @@ def test_start_is_idempotent_and_queues_root_scan(store: JobStore) -> None:
     assert not again and same == run_id
     status = store.status()
     assert (status.state, status.queued, status.in_flight) == ("running", 1, 0)
-    claimed = store.claim("w1", timeout=0) if store.register_worker("w1", 10) is None else None
+    store.register_worker("w1", 10)
+    claimed = store.claim("w1", timeout=0)
     assert claimed is not None
     assert claimed[1].kind is TaskKind.SCAN and claimed[1].run == run_id
 
