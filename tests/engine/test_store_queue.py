@@ -102,11 +102,14 @@ def test_delayed_retry_is_promoted_when_due(store: JobStore) -> None:
     _, run_id = store.start_run(_config())
     store.register_worker("w1", 10)
     raw, task = store.claim("w1", 0)  # type: ignore[misc]
-    outcome = TaskOutcome(delay=[(time.time() + 3600, task.retried()), (time.time() - 1, task.retried())])
+    later = Task(TaskKind.SCAN, run_id, directory="later")
+    due_now = Task(TaskKind.SCAN, run_id, directory="now")
+    outcome = TaskOutcome(delay=[(time.time() + 3600, later), (time.time() - 1, due_now)])
     assert store.ack("w1", raw, task, outcome) == "ok"
     assert store.promote_due() == 1
     status = store.status()
     assert (status.queued, status.delayed) == (1, 1)
+    assert store.claim("w1", 0)[1].directory == "now"  # type: ignore[index]
 
 
 def test_stop_drops_queue_and_keeps_history(store: JobStore) -> None:
