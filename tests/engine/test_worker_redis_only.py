@@ -1,0 +1,133 @@
+"""Whole runs through the real queue and worker, with NoOp jobs (no iRODS needed).
+
+NoOp syncs call no iRODS API, so these tests exercise scanning, batching, acks,
+counting, finalize, warm shutdown and dead-worker recovery on a real redis-server alone.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from irods_ingest.config import JobConfig, Operation
+from irods_ingest.control import start_job
+from irods_ingest.irods_io.session import IrodsSettings
+from irods_ingest.store.connection import connect
+from irods_ingest.store.jobstore import JobStore, RunStatus
+from irods_ingest.worker import WorkerOptions, run_worker
+
+pytestmark = pytest.mark.redis
+
+UNUSED_IRODS = IrodsSettings(host="127.0.0.1", port=1, user="nobody", zone="tempZone", password="x")
+
+
+def make_tree(root: Path, dirs: int, files_per_dir: int) -> int:
+    count = 0
+    for d in range(dirs):
+        directory = root / f"d{d % 5}" / f"sub{d}"
+        directory.mkdir(parents=True, exist_ok=True)
+        for f in range(files_per_dir):
+            (directory / f"f{f}.dat").write_bytes(b"x" * (f + 1))
+            count += 1
+    return count
+
+
+def noop_config(name: str, root: Path, **changes: object) -> JobConfig:
+    return JobConfig(job_name=name, source_path=str(root), target_collection="/tempZone/home/rods/n", operation=Operation.NO_OP).with_changes(**changes)
+
+
+def wait_for(condition, timeout: float = 60.0, what: str = "condition"):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_run_counts_every_file_once_and_finishes(redis_url: str, tmp_path: Path) -> None:
+    total = make_tree(tmp_path / "src", dirs=12, files_per_dir=9)
+    client = connect(redis_url)
+    start_job(client, noop_config("noop", tmp_path / "src", files_per_task=4))
+    assert run_worker(WorkerOptions(jobs=["noop"], redis_url=redis_url, concurrency=3, exit_when_idle=True, irods_settings=UNUSED_IRODS), install_signals=False) == 0
+    status = JobStore(client, "noop").status()
+    assert status.state == "done", status
+    c = status.counters
+    assert (c["files_discovered"], c["files_synced"], c["files_failed"]) == (total, total, 0)
+    assert c["bytes_discovered"] == 12 * sum(range(1, 10))
+    # scans: root + 5 + 12 directories; batches: ceil(9/4)=3 per leaf directory; + finalize
+    assert c["tasks_done"] == 18 + 12 * 3
+    assert c["tasks_enqueued"] == 18 + 12 * 3 + 1
+    assert (status.queued, status.delayed, status.in_flight) == (0, 0, 0)
+
+    # a second run finds everything unchanged through the per-directory cache
+    start_job(client, noop_config("noop", tmp_path / "src", files_per_task=4))
+    run_worker(WorkerOptions(jobs=["noop"], redis_url=redis_url, concurrency=2, exit_when_idle=True, irods_settings=UNUSED_IRODS), install_signals=False)
+    again = JobStore(client, "noop").status()
+    assert (again.state, again.counters["files_unchanged"], again.counters["files_synced"]) == ("done", total, 0)
+
+
+def _worker_process(redis_url: str, job: str, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "IRODS_INGEST_REDIS_URL": redis_url, "IRODS_HOST": "127.0.0.1", "IRODS_PORT": "1",
+           "IRODS_USER_NAME": "x", "IRODS_ZONE_NAME": "tempZone", "IRODS_PASSWORD": "x"}
+    handle = log.open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "irods_ingest", "worker", "--job", job, "--exit-when-idle", "--log-level", "INFO"],
+        env=env, stdout=handle, stderr=handle, stdin=subprocess.DEVNULL,
+    )
+
+
+SLOW_HANDLER = """
+import time
+from irods_capability_automated_ingest.core import Core
+class event_handler(Core):
+    @staticmethod
+    def pre_data_obj_create(hdlr_mod, logger, session, meta, **options):
+        time.sleep(0.02)
+"""
+
+
+def test_sigkilled_worker_loses_nothing(redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import irods_ingest.worker as worker_module
+
+    total = make_tree(tmp_path / "src", dirs=6, files_per_dir=20)
+    client = connect(redis_url)
+    start_job(client, noop_config("kill", tmp_path / "src", files_per_task=5), SLOW_HANDLER)
+    store = JobStore(client, "kill")
+    victim = _worker_process(redis_url, "kill", tmp_path / "victim.log")
+    wait_for(lambda: store.status().counters["files_synced"] >= 10, what="the victim to make progress")
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=10)
+    assert store.status().in_flight >= 0
+    # A survivor reaps the victim's tasks once its heartbeat expires (shortened for the test).
+    monkeypatch.setattr(worker_module, "REAP_INTERVAL_SECONDS", 0.2)
+    client.delete(*[k for k in client.scan_iter(match=store.keys.heartbeat_prefix + "*")])
+    assert run_worker(WorkerOptions(jobs=["kill"], redis_url=redis_url, concurrency=2, exit_when_idle=True, irods_settings=UNUSED_IRODS), install_signals=False) == 0
+    status = store.status()
+    assert status.state == "done", (status, store.failures())
+    assert status.counters["files_synced"] == total
+    assert status.counters["files_discovered"] == total
+
+
+def test_sigterm_is_a_warm_shutdown(redis_url: str, tmp_path: Path) -> None:
+    total = make_tree(tmp_path / "src", dirs=4, files_per_dir=25)
+    client = connect(redis_url)
+    start_job(client, noop_config("term", tmp_path / "src", files_per_task=25), SLOW_HANDLER)
+    store = JobStore(client, "term")
+    worker = _worker_process(redis_url, "term", tmp_path / "term.log")
+    wait_for(lambda: store.status().counters["files_synced"] >= 25, what="a first batch")
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=30) == 0  # it finishes the batch in hand, then exits
+    mid: RunStatus = store.status()
+    assert mid.in_flight == 0  # nothing left claimed by the departed worker
+    assert mid.counters["files_synced"] % 25 == 0  # only whole batches were counted
+    run_worker(WorkerOptions(jobs=["term"], redis_url=redis_url, concurrency=1, exit_when_idle=True, irods_settings=UNUSED_IRODS), install_signals=False)
+    final = store.status()
+    assert final.state == "done" and final.counters["files_synced"] == total
