@@ -79,7 +79,7 @@ def test_stale_run_is_fenced(store: JobStore) -> None:
 def test_dead_worker_tasks_are_requeued_then_dead_lettered(store: JobStore) -> None:
     store.start_run(_config())
     store.register_worker("w1", 0.05)
-    raw, task = store.claim("w1", 0)  # type: ignore[misc]
+    _raw, _task = store.claim("w1", 0)  # type: ignore[misc]
     deadline = time.monotonic() + 5
     while store.client.exists(store.keys.heartbeat("w1")) and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -87,7 +87,7 @@ def test_dead_worker_tasks_are_requeued_then_dead_lettered(store: JobStore) -> N
     status = store.status()
     assert (status.queued, status.in_flight) == (1, 0)
     store.register_worker("w2", 0.05)
-    raw, task = store.claim("w2", 0)  # type: ignore[misc]
+    _raw, task = store.claim("w2", 0)  # type: ignore[misc]
     assert task.attempt == 1
     while store.client.exists(store.keys.heartbeat("w2")) and time.monotonic() < deadline:
         time.sleep(0.01)

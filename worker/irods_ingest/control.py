@@ -6,11 +6,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import redis
-
 from irods_ingest.config import JobConfig, check
 from irods_ingest.errors import ConfigError, ConfigProblem, HandlerError
 from irods_ingest.handlers import compile_handler, to_delete_mode
+from irods_ingest.store.connection import RedisClient
 from irods_ingest.store.jobstore import JobStore, RunStatus, list_jobs
 
 
@@ -45,22 +44,22 @@ def prepare(config: JobConfig, handler_source: str | None, store: JobStore) -> J
     return check(config)
 
 
-def start_job(client: redis.Redis, config: JobConfig, handler_source: str | None = None, *, force: bool = False) -> StartResult:
+def start_job(client: RedisClient, config: JobConfig, handler_source: str | None = None, *, force: bool = False) -> StartResult:
     store = JobStore(client, config.job_name)
     final = prepare(config, handler_source, store)
     started, run_id = store.start_run(final, force=force)
     return StartResult(started, run_id)
 
 
-def stop_job(client: redis.Redis, job: str) -> bool:
+def stop_job(client: RedisClient, job: str) -> bool:
     return JobStore(client, job).stop_run()
 
 
-def jobs(client: redis.Redis) -> list[RunStatus]:
+def jobs(client: RedisClient) -> list[RunStatus]:
     return [JobStore(client, name).status() for name in list_jobs(client)]
 
 
-def watch(client: redis.Redis, job: str, *, interval: float = 0.5, run_id: str | None = None) -> Iterator[RunStatus]:
+def watch(client: RedisClient, job: str, *, interval: float = 0.5, run_id: str | None = None) -> Iterator[RunStatus]:
     """Yield the job's status every ``interval`` until its run (``run_id`` or current) ends."""
     store = JobStore(client, job)
     while True:

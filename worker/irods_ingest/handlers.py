@@ -124,6 +124,9 @@ def to_operation(value: Any, where: str) -> Operation:
     """Accept the incumbent's enum, ours, or a name such as ``"PutSync"``/``"PUT_SYNC"``."""
     if isinstance(value, Operation):
         return value
+    if isinstance(value, CompatOperation):
+        return _OPERATION_FROM_COMPAT[value]
+    # The real incumbent's enum, when that package is installed and the handler imported it.
     if isinstance(value, enum.Enum) and type(value).__name__ == "Operation":
         try:
             return _OPERATION_FROM_COMPAT[CompatOperation[value.name]]
@@ -139,6 +142,8 @@ def to_operation(value: Any, where: str) -> Operation:
 def to_delete_mode(value: Any, where: str) -> DeleteMode:
     if isinstance(value, DeleteMode):
         return value
+    if isinstance(value, CompatDeleteMode):
+        return _DELETE_MODE_FROM_COMPAT[value]
     if isinstance(value, enum.Enum) and type(value).__name__ == "DeleteMode":
         try:
             return _DELETE_MODE_FROM_COMPAT[CompatDeleteMode[value.name]]

@@ -16,12 +16,11 @@ import signal
 import socket
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
-
-import redis
 
 from irods_ingest.config import JobConfig
 from irods_ingest.errors import HandlerError, IngestError, StoreUnavailable
@@ -168,7 +167,19 @@ class WorkerThread:
         if config is None:
             store.ack(self.worker_id, raw, task, TaskOutcome())
             return
-        outcome = self.execute(store, config, task)
+        try:
+            outcome = self.execute(store, config, task)
+        except IngestError:
+            raise
+        except Exception as exc:  # the task boundary: a bug must fail one task, never the worker
+            log.exception("task_crashed", extra={"job": store.job, "task": task.id, "kind": task.kind.value})
+            outcome = TaskOutcome(finalize=task.kind.value == "finalize", error=f"internal error: {exc!r}")
+            outcome.count("tasks_failed")
+            outcome.count("files_failed", task.file_count)
+            outcome.failures.append(
+                {"path": task.directory, "reason": f"internal error: {exc!r}", "attempts": task.attempt + 1,
+                 "time": time.time(), "task": task.id, "kind": task.kind.value, "traceback": traceback.format_exc()[-4000:]}
+            )
         result = store.ack(self.worker_id, raw, task, outcome)
         log.info(
             "task_done",
@@ -233,7 +244,7 @@ def run_worker(options: WorkerOptions, *, install_signals: bool = True) -> int:
         def wrapper() -> None:
             try:
                 target()
-            except (StoreUnavailable, redis.RedisError) as exc:  # Redis gone for good: stop this thread
+            except StoreUnavailable as exc:  # Redis gone past the adapter's retries: stop this thread
                 errors.append(exc)
                 log.error("worker_thread_stopped", extra={"error": str(exc)})
                 shutdown.warm.set()

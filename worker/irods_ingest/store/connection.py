@@ -26,6 +26,9 @@ CONNECT_RETRIES = 6
 
 T = TypeVar("T")
 
+# The client type the rest of the engine may name without importing redis.
+RedisClient = redis.Redis
+
 
 def redacted(url: str) -> str:
     """The URL with any password replaced, safe for logs and error messages."""
@@ -78,14 +81,19 @@ def translated_errors(url: str = "") -> Iterator[None]:
         raise PermanentError(
             f"Redis{where} refused the password: {exc} (check the password in the Redis URL)"
         ) from exc
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise StoreUnavailable(f"Redis{where} is unreachable: {exc}") from exc
     except redis.ResponseError as exc:
-        if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
+        text = str(exc)
+        if "NOAUTH" in text or "WRONGPASS" in text:
             raise PermanentError(
                 f"Redis{where} requires a valid password: {exc} (put it in the URL: redis://:PASSWORD@host:port/db)"
             ) from exc
-        raise
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise StoreUnavailable(f"Redis{where} is unreachable: {exc}") from exc
+        if text.startswith(("LOADING", "BUSY", "READONLY", "TRYAGAIN", "MASTERDOWN")):
+            raise StoreUnavailable(f"Redis{where} is not ready: {exc}") from exc
+        raise PermanentError(f"Redis{where} refused a command: {exc}") from exc
+    except redis.RedisError as exc:
+        raise StoreUnavailable(f"Redis{where} failed: {exc}") from exc
 
 
 def call(url: str, fn: Callable[[], T]) -> T:
