@@ -49,7 +49,7 @@ def test_ack_counts_once_and_completes_run_with_finalize(store: JobStore) -> Non
     # acking the same raw twice changes nothing: it is no longer in the processing list
     assert store.ack("w1", raw, scan, outcome) == "stale"
     raw2, files = store.claim("w1", 0)  # type: ignore[misc]
-    done = TaskOutcome(cache_set={"": {"a": "1:3", "b": "2:4"}})
+    done = TaskOutcome(cache_set={"": {"a": "1:3", "b": "2:4"}}, cache_generation="g1")
     done.count("files_synced", 2)
     done.count("tasks_done")
     assert store.ack("w1", raw2, files, done) == "finishing"
@@ -60,7 +60,7 @@ def test_ack_counts_once_and_completes_run_with_finalize(store: JobStore) -> Non
     assert status.state == "done" and status.ended is not None
     assert status.counters["files_discovered"] == 2 and status.counters["files_synced"] == 2
     assert status.counters["tasks_done"] == 2
-    assert store.cached_entries("") == {"a": "1:3", "b": "2:4"}
+    assert store.cached_entries("g1", "") == {"a": "1:3", "b": "2:4"}
     assert store.history()[0]["state"] == "done"
 
 

@@ -8,6 +8,8 @@ stopping at the first, and runs before anything touches iRODS.
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
 import posixpath
 import re
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -155,6 +157,24 @@ class JobConfig:
         if problems:
             raise ConfigError(problems)
         return cls(**values)
+
+
+def cache_generation(config: JobConfig) -> str:
+    """A digest of the settings that decide whether an unchanged file is already synced.
+
+    Change any of them and every file must be looked at again, so the change cache of the
+    old settings no longer applies.
+    """
+    relevant = [
+        config.source_path,
+        config.target_collection,
+        config.resource,
+        config.operation.value,
+        config.symlinks.value,
+        config.handler_hash,
+        [list(avu) for avu in config.metadata],
+    ]
+    return hashlib.blake2b(json.dumps(relevant).encode(), digest_size=6).hexdigest()
 
 
 def normalize_collection(path: str) -> str:

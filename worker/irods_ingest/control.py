@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from irods_ingest.config import JobConfig, check
+from irods_ingest.config import JobConfig, cache_generation, check
 from irods_ingest.errors import ConfigError, ConfigProblem, HandlerError
 from irods_ingest.handlers import compile_handler, to_delete_mode
 from irods_ingest.store.connection import RedisClient
@@ -48,6 +48,9 @@ def start_job(client: RedisClient, config: JobConfig, handler_source: str | None
     store = JobStore(client, config.job_name)
     final = prepare(config, handler_source, store)
     started, run_id = store.start_run(final, force=force)
+    if started:
+        # Settings that change what "synced" means make the old change cache meaningless.
+        store.drop_other_cache_generations(cache_generation(final))
     return StartResult(started, run_id)
 
 

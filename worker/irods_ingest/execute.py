@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from irods_ingest.charmap import translate_path
-from irods_ingest.config import DeleteMode, JobConfig, Operation, delete_mode_compatible
+from irods_ingest.config import DeleteMode, JobConfig, Operation, cache_generation, delete_mode_compatible
 from irods_ingest.errors import HandlerError, IngestError, PermanentError, RetryableError, SourceVanished
 from irods_ingest.handlers import Handler
 from irods_ingest.irods_io.catalog import CollectionListing, IrodsCatalog, ObjectInfo, Replica
@@ -71,7 +71,7 @@ class RunContext:
     config: JobConfig
     handler: Handler
     catalog_for: Callable[[tuple[str, str] | None], IrodsCatalog]
-    cached_entries: Callable[[str], dict[str, str]]
+    cached_entries: Callable[[str, str], dict[str, str]]  # (generation, directory) -> cache
 
 
 def backoff(config: JobConfig, attempt: int) -> float:
@@ -85,6 +85,7 @@ class TaskExecutor:
         self.handler = ctx.handler
         self.filters = Filters(ctx.config)
         self._charmap = ctx.handler.character_map() if ctx.handler.has("character_map") else None
+        self.cache_generation = cache_generation(ctx.config)
 
     # ------------------------------------------------------------------ paths
     def source_path(self, relative: str) -> str:
@@ -131,12 +132,15 @@ class TaskExecutor:
     # ------------------------------------------------------------------ dispatch
     def run(self, task: Task) -> TaskOutcome:
         if task.kind is TaskKind.SCAN:
-            return self.scan(task)
-        if task.kind is TaskKind.FILES:
-            return self.sync_files(task)
-        if task.kind is TaskKind.DELETE:
-            return self.delete(task)
-        return self.finalize(task)
+            outcome = self.scan(task)
+        elif task.kind is TaskKind.FILES:
+            outcome = self.sync_files(task)
+        elif task.kind is TaskKind.DELETE:
+            outcome = self.delete(task)
+        else:
+            outcome = self.finalize(task)
+        outcome.cache_generation = self.cache_generation
+        return outcome
 
     def _retry_or_fail(self, task: Task, outcome: TaskOutcome, error: IngestError, files: int) -> TaskOutcome:
         max_retries = self._max_retries(self.meta(path=self.source_path(task.directory)))
@@ -181,7 +185,7 @@ class TaskExecutor:
         try:
             if not directory:
                 self._check_root()
-            cached = {} if self.config.ignore_cache else self.ctx.cached_entries(directory)
+            cached = {} if self.config.ignore_cache else self.ctx.cached_entries(self.cache_generation, directory)
             result = scan_directory(self.config.source_path, directory, self.config, cached, self.filters)
         except (FileNotFoundError, NotADirectoryError) as exc:
             reason = "source does not exist" if not directory else "directory vanished or was replaced during the scan"

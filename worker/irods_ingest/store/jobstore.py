@@ -58,6 +58,7 @@ class TaskOutcome:
     cache_delete: dict[str, list[str]] = field(default_factory=dict)  # directory -> names
     finalize: bool = False
     error: str = ""
+    cache_generation: str = ""
 
     def count(self, name: str, delta: int = 1) -> None:
         if name not in COUNTERS:
@@ -259,7 +260,9 @@ class JobStore:
         run) | stale (the reaper had requeued it) | fenced (its run is over).
         """
         directories = sorted(set(outcome.cache_set) | set(outcome.cache_delete))
-        cache_keys = [self.keys.cache(d) for d in directories]
+        if directories and not outcome.cache_generation:
+            raise ValueError("a TaskOutcome with cache updates must name its cache generation")
+        cache_keys = [self.keys.cache(outcome.cache_generation, d) for d in directories]
         cache_ops: list[list[Any]] = []
         for index, directory in enumerate(directories):
             for name, value in outcome.cache_set.get(directory, {}).items():
@@ -321,10 +324,26 @@ class JobStore:
             self.client.delete(self.keys.heartbeat(worker_id))
 
     # ----------------------------------------------------------------- change cache
-    def cached_entries(self, directory: str) -> dict[str, str]:
+    def cached_entries(self, generation: str, directory: str) -> dict[str, str]:
         with translated_errors():
-            raw = self.client.hgetall(self.keys.cache(directory))
+            raw = self.client.hgetall(self.keys.cache(generation, directory))
         return {_str(k): _str(v) for k, v in raw.items()}
+
+    def drop_other_cache_generations(self, keep: str) -> int:
+        """Delete change-cache keys of every generation but ``keep`` (after a settings change)."""
+        keep_prefix = f"{self.keys.cache_prefix}{keep}:".encode()
+        deleted = 0
+        with translated_errors():
+            batch: list[bytes] = []
+            for key in self.client.scan_iter(match=f"{self.keys.cache_prefix}*", count=1000):
+                if not key.startswith(keep_prefix):
+                    batch.append(key)
+                if len(batch) >= 500:
+                    deleted += int(self.client.unlink(*batch))
+                    batch = []
+            if batch:
+                deleted += int(self.client.unlink(*batch))
+        return deleted
 
     # ----------------------------------------------------------------- removal
     def delete_job(self) -> int:

@@ -20,8 +20,11 @@ Per job ``J`` (hash tag ``{J}``)
   ii:{J}:failures                 LIST   per-file/per-task failures of the current run (JSON), newest first
   ii:{J}:history                  LIST   summaries of finished runs (JSON), newest first, capped
   ii:{J}:handler:{H}              STRING event-handler source with content hash H
-  ii:{J}:cache:{D}                HASH   change-detection cache for source directory with digest D:
-                                         entry name -> "<mtime_ns>:<size>"
+  ii:{J}:cache:{G}:{D}            HASH   change-detection cache for source directory with digest D:
+                                         entry name -> "<mtime_ns>:<size>". G is the cache generation,
+                                         a digest of the settings that decide what "synced" means
+                                         (source, target, operation, resource, handler...): a job whose
+                                         settings change starts a new generation and the old one is dropped
   ii:{J}:stop                     STRING set while a stop is in progress (TTL)
 
 Bounded by design: a finished run's queue/delayed/processing lists are empty by
@@ -108,8 +111,8 @@ class JobKeys:
     def cache_prefix(self) -> str:
         return f"{self._base}:cache:"
 
-    def cache(self, relative_dir: str) -> str:
-        return f"{self.cache_prefix}{directory_digest(relative_dir)}"
+    def cache(self, generation: str, relative_dir: str) -> str:
+        return f"{self.cache_prefix}{generation}:{directory_digest(relative_dir)}"
 
     @property
     def stop(self) -> str:
