@@ -18,7 +18,7 @@ from typing import Any
 from irods_ingest.errors import ConfigError, ConfigProblem
 
 
-class Operation(enum.Enum):
+class Operation(enum.StrEnum):
     """What happens to each source file (the incumbent's ``Operation`` names, CamelCased)."""
 
     REGISTER_SYNC = "RegisterSync"
@@ -37,7 +37,7 @@ class Operation(enum.Enum):
         return self in (Operation.REGISTER_SYNC, Operation.REGISTER_AS_REPLICA_SYNC)
 
 
-class DeleteMode(enum.Enum):
+class DeleteMode(enum.StrEnum):
     """What happens in iRODS to entries that vanished from the source."""
 
     DO_NOT_DELETE = "DoNotDelete"
@@ -46,13 +46,13 @@ class DeleteMode(enum.Enum):
     NO_TRASH = "NoTrash"
 
 
-class SymlinkPolicy(enum.Enum):
+class SymlinkPolicy(enum.StrEnum):
     REGISTER = "Register"  # register/put the link itself (its lstat), with a link_target AVU
     FOLLOW = "Follow"  # sync what the link points to; directory loops are detected
     SKIP = "Skip"  # count as skipped
 
 
-class FileType(enum.Enum):
+class FileType(enum.StrEnum):
     REGULAR = "regular"
     DIRECTORY = "directory"
     CHARACTER = "character"

@@ -51,6 +51,10 @@ class DirectoryScan:
 
 
 class Filters:
+    """Exclusion rules. Regexes are matched from the start of the path relative to the source
+    root (``re.match``), as the incumbent matched them against absolute paths: ``.*\\.tmp``
+    excludes every ``.tmp`` file, ``cache`` the top-level ``cache`` and anything below it."""
+
     def __init__(self, config: JobConfig) -> None:
         self.exclude_types = set(config.exclude_types)
         self.exclude_names = [re.compile(p) for p in config.exclude_names]
@@ -58,12 +62,12 @@ class Filters:
         self.include_names = [re.compile(p) for p in config.include_names]
 
     def excludes_directory(self, relative: str) -> bool:
-        return FileType.DIRECTORY in self.exclude_types or any(p.fullmatch(relative) for p in self.exclude_directories)
+        return FileType.DIRECTORY in self.exclude_types or any(p.match(relative) for p in self.exclude_directories)
 
-    def excludes_file(self, name: str, kind: FileType) -> bool:
-        if kind in self.exclude_types or any(p.fullmatch(name) for p in self.exclude_names):
+    def excludes_file(self, relative: str, kind: FileType) -> bool:
+        if kind in self.exclude_types or any(p.match(relative) for p in self.exclude_names):
             return True
-        return bool(self.include_names) and not any(p.fullmatch(name) for p in self.include_names)
+        return bool(self.include_names) and not any(p.match(relative) for p in self.include_names)
 
 
 def join_relative(directory: str, name: str) -> str:
@@ -102,7 +106,7 @@ def scan_directory(
                 if not filters.excludes_directory(relative):
                     result.subdirectories.append(relative)
                 continue
-            if kind is None or filters.excludes_file(name, kind):
+            if kind is None or filters.excludes_file(relative, kind):
                 result.excluded += 1
                 continue
             if kind in (FileType.PIPE, FileType.CHARACTER, FileType.BLOCK) or (kind is FileType.SOCKET and uploads):
@@ -135,7 +139,7 @@ def _classify_link(
 ) -> tuple[os.stat_result, FileType] | None:
     """Apply the symlink policy; returns the (stat, type) to continue with, or None if handled."""
     if config.symlinks is SymlinkPolicy.SKIP:
-        if not filters.excludes_file(name, FileType.LINK):
+        if not filters.excludes_file(relative, FileType.LINK):
             result.skipped.append(Skipped(name, "symbolic link skipped (symlinks: Skip)"))
         else:
             result.excluded += 1

@@ -1,0 +1,154 @@
+"""Every name the operator shares with the API server, kubectl, GitOps tools and the workers.
+
+One module, so that a rename is one edit and a test can hold the CRD, the builders and the
+reconcilers to the same vocabulary. Nothing here imports kopf or kubernetes.
+"""
+
+from collections.abc import Mapping
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Final
+
+# Re-exported: the spec enums are the engine's own.
+from irods_ingest.config import DeleteMode as DeleteMode
+from irods_ingest.config import FileType as FileType
+from irods_ingest.config import Operation as Operation
+from irods_ingest.config import SymlinkPolicy as SymlinkPolicy
+
+# --- The SyncJob resource ---------------------------------------------------------------------
+GROUP: Final = "ingest.irods.dev"
+VERSION: Final = "v1alpha1"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+KIND: Final = "SyncJob"
+PLURAL: Final = "syncjobs"
+SINGULAR: Final = "syncjob"
+SHORT_NAMES: Final = ("sj",)
+CATEGORIES: Final = ("irods",)
+CRD_NAME: Final = f"{PLURAL}.{GROUP}"
+
+# --- Operator identity on the API server ------------------------------------------------------
+# Finalizer and kopf's own state annotations live under our domain, never kopf.zalando.org, so
+# that two operators built on kopf never read each other's progress.
+FINALIZER: Final = f"{GROUP}/finalizer"
+KOPF_ANNOTATION_PREFIX: Final = f"kopf.{GROUP}"
+KOPF_LAST_HANDLED_ANNOTATION: Final = f"{KOPF_ANNOTATION_PREFIX}/last-handled-configuration"
+# Server-side apply field manager: fixed, so every apply by every operator replica owns the same fields.
+FIELD_MANAGER: Final = "irods-ingest-operator"
+# Events: `kubectl describe` shows source.component in its "From" column.
+REPORTING_COMPONENT: Final = "irods-ingest-operator"
+
+# --- Labels on the objects we create (Kubernetes recommended labels) --------------------------
+LABEL_NAME: Final = "app.kubernetes.io/name"
+LABEL_INSTANCE: Final = "app.kubernetes.io/instance"
+LABEL_COMPONENT: Final = "app.kubernetes.io/component"
+LABEL_PART_OF: Final = "app.kubernetes.io/part-of"
+LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
+
+WORKER_APP_NAME: Final = "irods-ingest-worker"
+WORKER_COMPONENT: Final = "worker"
+PART_OF: Final = "irods-ingest-operator"
+MANAGED_BY: Final = "irods-ingest-operator"
+
+# Labels every worker object carries besides instance (= the job name).
+COMPONENT_LABELS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        LABEL_NAME: WORKER_APP_NAME,
+        LABEL_COMPONENT: WORKER_COMPONENT,
+        LABEL_PART_OF: PART_OF,
+        LABEL_MANAGED_BY: MANAGED_BY,
+    }
+)
+# A Deployment selector is immutable: only labels that can never change for a job go in it.
+SELECTOR_LABELS: Final[Mapping[str, str]] = MappingProxyType(
+    {LABEL_NAME: WORKER_APP_NAME, LABEL_COMPONENT: WORKER_COMPONENT}
+)
+
+# The worker Deployment is "<job>-worker"; a label value is at most 63 characters, and the job
+# name is the instance label, so job names are limited to this length (checked by spec.py).
+WORKER_DEPLOYMENT_SUFFIX: Final = "-worker"
+WORKER_CONTAINER_NAME: Final = "worker"
+MAX_LABEL_VALUE_LENGTH: Final = 63
+
+# --- The contract between the worker Deployment and the worker process ------------------------
+WORKER_COMMAND: Final = ("irods-ingest", "worker")
+ENV_REDIS_URL: Final = "IRODS_INGEST_REDIS_URL"
+ENV_POD_NAME: Final = "IRODS_INGEST_WORKER_ID"
+ENV_POD_NAMESPACE: Final = "IRODS_INGEST_NAMESPACE"
+ENV_IRODS_ENVIRONMENT_FILE: Final = "IRODS_ENVIRONMENT_FILE"
+ENV_IRODS_PASSWORD: Final = "IRODS_PASSWORD"
+ENV_AWS_ACCESS_KEY_ID: Final = "AWS_ACCESS_KEY_ID"
+ENV_AWS_SECRET_ACCESS_KEY: Final = "AWS_SECRET_ACCESS_KEY"
+# Paths the worker pod reserves; a source path may not be one of them, inside one, or above one
+# (a source at /etc would otherwise ingest the mounted iRODS credentials).
+WORKER_CONFIG_ROOT: Final = "/etc/irods-ingest"
+IRODS_CONNECTION_MOUNT_PATH: Final = f"{WORKER_CONFIG_ROOT}/irods"
+WORKER_TMP_PATH: Final = "/tmp"
+RESERVED_WORKER_PATHS: Final = (WORKER_CONFIG_ROOT, WORKER_TMP_PATH)
+
+
+# --- Condition types and statuses (kstatus: Ready is normal-true; Reconciling/Stalled abnormal-true)
+class ConditionType(StrEnum):
+    READY = "Ready"
+    RECONCILING = "Reconciling"
+    STALLED = "Stalled"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+# --- Condition reasons (CamelCase, as the API conventions ask) --------------------------------
+class Reason(StrEnum):
+    RECONCILED = "Reconciled"
+    RUN_IN_PROGRESS = "RunInProgress"
+    RUN_SUCCEEDED = "RunSucceeded"
+    RUN_FAILED = "RunFailed"
+    RUN_STOPPED = "RunStopped"
+    WAITING_FOR_SCHEDULE = "WaitingForSchedule"
+    SUSPENDED = "Suspended"
+    INVALID_SPEC = "InvalidSpec"
+    HANDLER_ERROR = "HandlerError"
+    HANDLER_NOT_FOUND = "HandlerNotFound"
+    REDIS_UNAVAILABLE = "RedisUnavailable"
+    WORKERS_UNAVAILABLE = "WorkersUnavailable"
+
+
+# --- Event reasons ----------------------------------------------------------------------------
+class EventReason(StrEnum):
+    RUN_STARTED = "RunStarted"
+    RUN_SUCCEEDED = "RunSucceeded"
+    RUN_FAILED = "RunFailed"
+    RUN_STOPPED = "RunStopped"
+    INVALID_SPEC = "InvalidSpec"
+    HANDLER_ERROR = "HandlerError"
+    HANDLER_UPDATED = "HandlerUpdated"
+    SCALED_WORKERS = "ScaledWorkers"
+    SUSPENDED = "Suspended"
+    RESUMED = "Resumed"
+    CLEANUP_INCOMPLETE = "CleanupIncomplete"
+
+
+class EventType(StrEnum):
+    NORMAL = "Normal"
+    WARNING = "Warning"
+
+
+# --- Spec enums (the CRD's enum lists are tested against these) -------------------------------
+# Operation, DeleteMode, FileType and SymlinkPolicy are the engine's own (re-exported above), so
+# the CRD, the CLI and the workers can never disagree on a spelling.
+
+
+class ImagePullPolicy(StrEnum):
+    ALWAYS = "Always"
+    IF_NOT_PRESENT = "IfNotPresent"
+    NEVER = "Never"
+
+
+class RunOutcome(StrEnum):
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    STOPPED = "Stopped"
