@@ -331,3 +331,12 @@ def test_empty_source_completes(ingest: Ingest) -> None:
     assert status.state == "done"
     assert_counts(status, files_discovered=0, files_synced=0)
     assert ingest.session.collections.exists(ingest.target)
+
+
+def test_declarative_metadata_templates(ingest: Ingest) -> None:
+    ingest.write("sub/a.txt", b"a")
+    status = ingest.run(operation=Operation.PUT, metadata=(("ingest_job", "{job}", ""), ("source", "{relativePath}", "path")))
+    assert status.state == "done", ingest.failures()
+    avus = {m.name: (m.value, m.units) for m in ingest.objects()["sub/a.txt"].metadata.items()}
+    assert avus["ingest_job"][0] == ingest.job
+    assert avus["source"] == ("sub/a.txt", "path")

@@ -310,7 +310,7 @@ class TaskExecutor:
         for entry in task.entries:
             path = os.path.join(self.source_path(task.directory), entry.name)
             try:
-                synced = self.sync_one(task.directory, entry, listing)
+                synced = self.sync_one(task.directory, entry, listing, task.run)
             except RetryableError as exc:
                 if task.attempt < self._max_retries(self.meta(path=path)):
                     retry_entries.append(entry)
@@ -339,9 +339,10 @@ class TaskExecutor:
             outcome.delay.append((due, task.retried(entries=tuple(retry_entries))))
         return outcome
 
-    def sync_one(self, directory: str, entry: FileEntry, listing: CollectionListing | None) -> bool:
+    def sync_one(self, directory: str, entry: FileEntry, listing: CollectionListing | None, run: str = "") -> bool:
         """Sync one file; True if iRODS changed, False if it already matched."""
         work = self._prepare(directory, entry)
+        work.meta["run"] = run
         existing: ObjectInfo | None = None
         if listing is not None:
             if work.name in listing.subcollections:
@@ -480,8 +481,27 @@ class TaskExecutor:
         elif meta.get("is_link"):
             link = os.path.join(os.path.dirname(source), os.readlink(source))
             catalog.add_metadata(target, "link_target", link, "automated_ingest")
-        for attribute, value, units in self.config.metadata:
-            catalog.add_metadata(target, attribute, value.format(**{k: v for k, v in meta.items() if isinstance(v, str | int | float)}), units)
+        if self.config.metadata:
+            context = self.template_context(meta)
+            for attribute, value, units in self.config.metadata:
+                catalog.add_metadata(target, attribute.format_map(context), value.format_map(context), units)
+
+    def template_context(self, meta: dict[str, Any]) -> dict[str, str]:
+        """The fields a declarative metadata template may use (the SyncJob CRD documents them)."""
+        namespace, _, name = self.ctx.job.rpartition("/")
+        source = str(meta.get("path") or "")
+        return {
+            "job": name,
+            "namespace": namespace,
+            "run": str(meta.get("run", "")),
+            "path": source,
+            "relativePath": os.path.relpath(source, self.config.source_path) if source else "",
+            "name": os.path.basename(source),
+            "logicalPath": str(meta.get("target", "")),
+            "collection": self.config.target_collection,
+            "size": str(meta.get("size", "")),
+            "mtime": str(int(meta.get("mtime") or 0)),
+        }
 
     # ------------------------------------------------------------------ delete
     def delete(self, task: Task) -> TaskOutcome:
