@@ -140,6 +140,23 @@ class JobStore:
             raw = self.client.hget(self.keys.job_hash, "config")
         return JobConfig.from_dict(json.loads(raw)) if raw else None
 
+    def save_config(self, config: JobConfig) -> None:
+        """Replace the stored config (the operator uses it to hand a new handler to a running run)."""
+        with translated_errors():
+            self.client.hset(self.keys.job_hash, "config", json.dumps(config.to_dict()))
+
+    def memo(self) -> dict[str, str]:
+        """The controller's own notes about this job (fields prefixed ``op:`` in the job hash)."""
+        with translated_errors():
+            raw = self.client.hgetall(self.keys.job_hash)
+        return {_str(k): _str(v) for k, v in raw.items() if _str(k).startswith("op:")}
+
+    def set_memo(self, name: str, value: str) -> None:
+        if not name.startswith("op:"):
+            raise ValueError("memo fields start with 'op:'")
+        with translated_errors():
+            self.client.hset(self.keys.job_hash, name, value)
+
     def current_run_id(self) -> str | None:
         with translated_errors():
             raw = self.client.hget(self.keys.run, "id")

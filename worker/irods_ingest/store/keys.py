@@ -9,7 +9,8 @@ Global
   ii:jobs                         SET    names of known jobs (for ``list``)
 
 Per job ``J`` (hash tag ``{J}``)
-  ii:{J}:job                      HASH   config (JSON), run (current run id), handler (hash of handler source)
+  ii:{J}:job                      HASH   config (JSON), run (current run id); fields "op:*" are the
+                                         operator's notes (last runNow acted on, last schedule slot...)
   ii:{J}:run                      HASH   state of the current/last run: id, state, started, ended, outcome,
                                          counters (files_*, bytes_*, tasks_*), error
   ii:{J}:queue                    LIST   ready tasks (JSON); LPUSH to enqueue, claimed from the right

@@ -1,0 +1,41 @@
+"""From a SyncJob spec to the engine's JobConfig (pure).
+
+The job's key in Redis is ``<namespace>/<name>``, so two namespaces may hold jobs of the
+same name. Secrets are not part of the config: workers get them from their pod.
+"""
+
+from __future__ import annotations
+
+from irods_ingest.config import JobConfig
+from irods_ingest_operator.spec import PathSource, SyncJobSpec
+
+
+def job_key(namespace: str, name: str) -> str:
+    return f"{namespace}/{name}"
+
+
+def to_job_config(spec: SyncJobSpec, *, namespace: str, name: str) -> JobConfig:
+    if not isinstance(spec.source, PathSource):
+        # S3 sources arrive with the S3 issue; the spec already validates them.
+        raise NotImplementedError("S3 sources are not supported by this version of the workers")
+    return JobConfig(
+        job_name=job_key(namespace, name),
+        source_path=spec.source.path,
+        target_collection=spec.destination.collection,
+        resource=spec.destination.resource,
+        operation=spec.operation,
+        delete_mode=spec.delete_mode,
+        exclude_types=tuple(sorted(spec.filter.exclude_types)),
+        exclude_names=spec.filter.exclude_names,
+        exclude_directories=spec.filter.exclude_directories,
+        include_names=spec.filter.include_names,
+        files_per_task=spec.workers.files_per_task,
+        max_retries=spec.workers.max_retries,
+        retry_backoff_seconds=float(spec.workers.retry_backoff_seconds),
+        task_timeout_seconds=spec.workers.task_timeout_seconds,
+        initial_ingest=spec.initial_ingest,
+        ignore_cache=spec.ignore_cache,
+        symlinks=spec.symlinks,
+        verify_checksum=spec.verify_checksum,
+        metadata=tuple((m.attribute, m.value, m.units or "") for m in spec.metadata),
+    )

@@ -1,0 +1,118 @@
+"""The one adapter for Kubernetes API side effects (the only operator module importing kubernetes).
+
+HTTP statuses are mapped once onto the engine's taxonomy: 404 → :class:`NotFound`; 409,
+429 and 5xx → retryable; 401/403/422 and other 4xx → permanent (a 403 names the verb and
+resource, which is what an RBAC fix needs).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import urllib3
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from irods_ingest.errors import PermanentError, RetryableError
+from irods_ingest_operator.constants import FIELD_MANAGER
+
+
+class NotFound(PermanentError):
+    """The object does not exist."""
+
+
+@contextmanager
+def api_errors(action: str) -> Iterator[None]:
+    try:
+        yield
+    except ApiException as exc:
+        reason = f"{action}: HTTP {exc.status} {exc.reason}"
+        if exc.status == 404:
+            raise NotFound(reason) from exc
+        if exc.status in (409, 429) or (exc.status or 0) >= 500:
+            raise RetryableError(reason) from exc
+        raise PermanentError(f"{reason}: {(exc.body or '')[:500]}") from exc
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise RetryableError(f"{action}: Kubernetes API unreachable: {exc}") from exc
+
+
+def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
+    """An ApiClient from in-cluster credentials, or a kubeconfig (``$KUBECONFIG`` by default).
+
+    Builds its own Configuration: nothing global is changed.
+    """
+    configuration = client.Configuration()
+    if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    else:
+        config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig or os.environ.get("KUBECONFIG"), client_configuration=configuration
+        )
+    return client.ApiClient(configuration)
+
+
+@dataclass(frozen=True)
+class DeploymentState:
+    replicas: int
+    ready: int
+
+
+class KubeAdapter:
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self.api_client = api_client
+        self.apps = client.AppsV1Api(api_client)
+        self.core = client.CoreV1Api(api_client)
+
+    def apply_deployment(self, manifest: Mapping[str, Any]) -> None:
+        """Server-side apply with our fixed field manager (idempotent; we own what we set)."""
+        metadata = manifest["metadata"]
+        with api_errors(f"applying Deployment {metadata['namespace']}/{metadata['name']}"):
+            self.apps.patch_namespaced_deployment(
+                name=metadata["name"],
+                namespace=metadata["namespace"],
+                body=dict(manifest),
+                field_manager=FIELD_MANAGER,
+                force=True,
+                _content_type="application/apply-patch+yaml",
+            )
+
+    def deployment_state(self, namespace: str, name: str) -> DeploymentState | None:
+        try:
+            with api_errors(f"reading Deployment {namespace}/{name}"):
+                deployment = self.apps.read_namespaced_deployment(name=name, namespace=namespace)
+        except NotFound:
+            return None
+        return DeploymentState(
+            replicas=int(deployment.spec.replicas or 0),
+            ready=int((deployment.status and deployment.status.ready_replicas) or 0),
+        )
+
+    def scale_deployment_if_exists(self, namespace: str, name: str, replicas: int) -> None:
+        """Set replicas through the scale subresource (leaves the rest of our applied fields alone)."""
+        try:
+            with api_errors(f"scaling Deployment {namespace}/{name}"):
+                self.apps.patch_namespaced_deployment_scale(
+                    name=name, namespace=namespace, body={"spec": {"replicas": replicas}}
+                )
+        except NotFound:
+            return
+
+    def read_config_map_key(self, namespace: str, name: str, key: str) -> str:
+        """The text under ``key``; :class:`NotFound` names the ConfigMap or the key that is missing."""
+        with api_errors(f"reading ConfigMap {namespace}/{name}"):
+            config_map = self.core.read_namespaced_config_map(name=name, namespace=namespace)
+        data = config_map.data or {}
+        if key not in data:
+            raise NotFound(f"ConfigMap {namespace}/{name} has no key {key!r} (keys: {', '.join(sorted(data)) or 'none'})")
+        return str(data[key])
+
+    def post_event(self, event: Mapping[str, Any]) -> None:
+        namespace = event["metadata"]["namespace"]
+        with api_errors(f"posting Event in {namespace}"):
+            # The client accepts plain dicts as bodies; its type hints name only the model classes.
+            body: Any = dict(event)
+            self.core.create_namespaced_event(namespace=namespace, body=body)

@@ -1,0 +1,158 @@
+"""kopf wiring only: registrations, settings and the ``irods-ingest-operator`` entry point.
+
+Handlers delegate to :mod:`irods_ingest_operator.reconcile`; engine and adapter errors are
+turned into kopf's vocabulary here and nowhere else. Handlers are plain functions, which
+kopf runs in threads, so the synchronous Redis and Kubernetes clients never block its loop.
+
+High availability: one replica (the chart uses the Recreate strategy). kopf runs in
+standalone mode (no peering objects); two replicas would reconcile the same SyncJobs
+twice, which is safe (every step is idempotent) but wasteful.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import kopf
+
+from irods_ingest import logs
+from irods_ingest.errors import ConfigError, IngestError, PermanentError, RetryableError
+from irods_ingest.store.connection import connect
+from irods_ingest_operator import __version__
+from irods_ingest_operator.constants import (
+    FINALIZER,
+    GROUP,
+    KOPF_ANNOTATION_PREFIX,
+    PLURAL,
+    VERSION,
+    EventReason,
+    EventType,
+)
+from irods_ingest_operator.kube import KubeAdapter, load_api_client
+from irods_ingest_operator.reconcile import OperatorContext, Reconciler, cleanup
+from irods_ingest_operator.settings import OperatorSettings
+
+log = logging.getLogger("irods_ingest_operator")
+
+DELETE_RETRIES = 5  # then deletion proceeds without Redis cleanup, recorded as an Event
+
+_job_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def _lock_for(key: str) -> threading.Lock:
+    # The timer and the change handlers of one SyncJob may fire together; passes must not interleave.
+    with _locks_guard:
+        return _job_locks.setdefault(key, threading.Lock())
+
+
+def _apply_status(patch: kopf.Patch, old: Any, new: dict[str, Any]) -> None:
+    status = dict(new)
+    for key in old or {}:
+        status.setdefault(key, None)  # merge patch: fields we no longer report are removed
+    patch.setdefault("status", {}).update(status)
+
+
+def build_registry(settings: OperatorSettings, ctx: OperatorContext) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+
+    def reconcile(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
+        key = f"{body['metadata']['namespace']}/{body['metadata']['name']}"
+        with _lock_for(key):
+            try:
+                outcome = Reconciler(ctx, body).reconcile()
+            except RetryableError as exc:
+                raise kopf.TemporaryError(str(exc), delay=10) from exc
+            except PermanentError as exc:
+                raise kopf.PermanentError(str(exc)) from exc
+        _apply_status(patch, body.get("status"), outcome.status)
+
+    for decorator in (kopf.on.create, kopf.on.update, kopf.on.resume):
+        decorator(GROUP, VERSION, PLURAL, registry=registry, id="reconcile")(reconcile)
+
+    @kopf.timer(GROUP, VERSION, PLURAL, registry=registry, interval=settings.reconcile_interval, id="refresh")
+    def refresh(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **kwargs: Any) -> None:
+        try:
+            reconcile(body=body, patch=patch, logger=logger, **kwargs)
+        except kopf.TemporaryError as exc:
+            logger.warning(f"refresh failed, retrying next interval: {exc}")
+
+    @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry, id="cleanup", retries=DELETE_RETRIES + 1)
+    def on_delete(body: kopf.Body, retry: int, logger: kopf.Logger, **_: Any) -> None:
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        try:
+            deleted = cleanup(ctx, namespace, name)
+            logger.info(f"removed {deleted} Redis keys of {namespace}/{name}")
+        except IngestError as exc:
+            if retry < DELETE_RETRIES:
+                raise kopf.TemporaryError(f"cleaning up Redis: {exc}", delay=min(30, 2 ** (retry + 1))) from exc
+            # Never hang a deletion on Redis: proceed, and say what was left behind.
+            kopf.event(body, type=str(EventType.WARNING), reason=str(EventReason.CLEANUP_INCOMPLETE),
+                       message=f"Redis state of {namespace}/{name} was not removed after {retry} attempts: {exc}")
+
+    return registry
+
+
+def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
+    kopf_config = kopf.OperatorSettings()
+    kopf_config.persistence.finalizer = FINALIZER
+    kopf_config.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_ANNOTATION_PREFIX)
+    kopf_config.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=KOPF_ANNOTATION_PREFIX)
+    kopf_config.posting.level = logging.WARNING  # kopf's own handler-failure Events only
+    kopf_config.watching.server_timeout = 300
+    kopf_config.watching.client_timeout = 330
+    kopf_config.execution.max_workers = 8
+    return kopf_config
+
+
+def build_context(settings: OperatorSettings) -> OperatorContext:
+    return OperatorContext(
+        redis=connect(settings.redis_url),
+        kube=KubeAdapter(load_api_client()),
+        worker_image=settings.worker_image,
+        worker_redis=settings.worker_redis,
+        scale_down_window=settings.scale_down_window,
+        worker_service_account=settings.worker_service_account,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="irods-ingest-operator",
+        description="The SyncJob operator. Configured by IRODS_INGEST_OPERATOR_* variables (see settings.py); "
+        "Kubernetes credentials from the pod's service account or $KUBECONFIG.",
+    )
+    parser.add_argument("--version", action="version", version=f"irods-ingest-operator {__version__}")
+    parser.add_argument("--namespace", "-n", action="append", default=[], help="watch this namespace (repeatable)")
+    parser.add_argument("--all-namespaces", "-A", action="store_true", help="watch the whole cluster")
+    args = parser.parse_args(argv)
+    try:
+        settings = OperatorSettings.from_environment()
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"irods-ingest-operator: invalid {problem}")
+        return 2
+    logs.configure(settings.log_level, json_format=settings.log_format == "json")
+    namespaces = tuple(args.namespace) or settings.namespaces
+    try:
+        ctx = build_context(settings)
+    except IngestError as exc:
+        print(f"irods-ingest-operator: {exc}")
+        return 1
+    kopf.run(
+        registry=build_registry(settings, ctx),
+        settings=kopf_settings(settings),
+        standalone=True,
+        clusterwide=args.all_namespaces or not namespaces,
+        namespaces=namespaces,
+        liveness_endpoint=settings.liveness_endpoint or None,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,373 @@
+"""Reconciling one SyncJob: validate, mirror the handler, decide runs, scale workers, report.
+
+One idempotent pass, run on create/update/resume and on a short timer. Every decision
+reads the run state from Redis (the source of truth for runs), so a restarted operator
+resumes without starting a duplicate run. What the operator must remember between passes
+(the last ``runNow`` token acted on, the last schedule slot fired, the last run whose end
+was announced) lives in the job's Redis hash too, never in the SyncJob's spec.
+
+Run semantics (documented for users in docs/operator.md):
+- no schedule: one run, when the job is created (or first becomes valid and unsuspended);
+- schedule: a run at each cron slot; a slot that arrives while a run is active is skipped
+  (like a CronJob with ``concurrencyPolicy: Forbid``); ``nextSyncTime`` shows the next slot;
+- a new ``runNow`` value starts a run at once, replacing an active one;
+- ``suspend: true`` stops the active run and scales workers to zero;
+- spec changes apply from the next run; handler changes reach running workers at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from irods_ingest.config import JobConfig
+from irods_ingest.control import prepare
+from irods_ingest.errors import ConfigError, IngestError, PermanentError
+from irods_ingest.store.connection import RedisClient
+from irods_ingest.store.jobstore import JobStore, RunStatus
+from irods_ingest_operator.builders import (
+    DEFAULT_SCALE_DOWN_WINDOW,
+    Health,
+    JobRef,
+    RedisEndpoint,
+    ScaleRecommendation,
+    build_event,
+    build_worker_deployment,
+    desired_replicas,
+    format_time,
+    health_conditions,
+    progress_text,
+    run_outcome_conditions,
+    stabilize_replicas,
+    worker_deployment_name,
+)
+from irods_ingest_operator.constants import EventReason, EventType, Reason
+from irods_ingest_operator.jobconfig import to_job_config
+from irods_ingest_operator.kube import KubeAdapter, NotFound
+from irods_ingest_operator.spec import (
+    InvalidSpecError,
+    SyncJobSpec,
+    next_fire_time,
+    parse_syncjob,
+    summarize_problems,
+)
+
+log = logging.getLogger("irods_ingest_operator.reconcile")
+
+RECENT_FAILURES = 5
+# Operator memory in the job's Redis hash (see irods_ingest.store.keys).
+MEMO_RUN_NOW = "op:run_now"
+MEMO_SCHEDULE_SLOT = "op:schedule_slot"
+MEMO_REPORTED_RUN = "op:reported_run"
+MEMO_STARTED_ONCE = "op:started_once"
+
+
+@dataclass(frozen=True)
+class OperatorContext:
+    redis: RedisClient
+    kube: KubeAdapter
+    worker_image: str
+    worker_redis: RedisEndpoint
+    scale_down_window: timedelta = DEFAULT_SCALE_DOWN_WINDOW
+    worker_service_account: str | None = None
+
+
+@dataclass
+class Outcome:
+    """What one pass decided: the status to write and the events to post (already posted)."""
+
+    status: dict[str, Any] = field(default_factory=dict)
+    desired_replicas: int = 0
+    started_run: str | None = None
+
+
+# Scale-down stabilisation history per job, per operator process (a restart starts afresh,
+# which stabilize_replicas treats conservatively).
+_scale_history: dict[str, tuple[ScaleRecommendation, ...]] = {}
+
+
+class Reconciler:
+    def __init__(self, ctx: OperatorContext, body: Mapping[str, Any], now: datetime | None = None) -> None:
+        self.ctx = ctx
+        self.body = body
+        self.now = now or datetime.now(UTC)
+        self.ref = JobRef.from_body(body)
+        self.generation = int(body["metadata"].get("generation") or 0)
+        self.old_status: Mapping[str, Any] = body.get("status") or {}
+        self.store = JobStore(ctx.redis, self.ref.key)
+
+    # ------------------------------------------------------------------ entry point
+    def reconcile(self) -> Outcome:
+        try:
+            spec = parse_syncjob(self.body)
+        except InvalidSpecError as exc:
+            return self.stalled(Reason.INVALID_SPEC, summarize_problems(exc.problems), EventReason.INVALID_SPEC)
+        try:
+            handler_source = self.handler_source(spec)
+        except NotFound as exc:
+            return self.stalled(Reason.HANDLER_NOT_FOUND, str(exc), EventReason.HANDLER_ERROR)
+        try:
+            config = prepare(to_job_config(spec, namespace=self.ref.namespace, name=self.ref.name), handler_source, self.store)
+        except ConfigError as exc:
+            reason = Reason.HANDLER_ERROR if any(p.field == "event_handler" for p in exc.problems) else Reason.INVALID_SPEC
+            event = EventReason.HANDLER_ERROR if reason is Reason.HANDLER_ERROR else EventReason.INVALID_SPEC
+            return self.stalled(reason, str(exc), event)
+        except NotImplementedError as exc:
+            return self.stalled(Reason.INVALID_SPEC, str(exc), EventReason.INVALID_SPEC)
+
+        run = self.store.status()
+        started = self.decide_run(spec, config, run)
+        if started is None and run.active:
+            self.mirror_handler(config, run)
+        run = self.store.status() if started else run
+        replicas = self.scale(spec, run)
+        outcome = Outcome(status=self.status(spec, run, replicas), desired_replicas=replicas, started_run=started)
+        self.announce_run_end(run)
+        return outcome
+
+    # ------------------------------------------------------------------ pieces
+    def handler_source(self, spec: SyncJobSpec) -> str | None:
+        if spec.handler is None:
+            return None
+        return self.ctx.kube.read_config_map_key(self.ref.namespace, spec.handler.config_map_name, spec.handler.key)
+
+    def mirror_handler(self, config: JobConfig, run: RunStatus) -> None:
+        """A handler edit reaches the active run's workers now (they look handlers up by hash)."""
+        current = self.store.load_config()
+        if current is not None and current.handler_hash != config.handler_hash:
+            self.store.save_config(current.with_changes(handler_hash=config.handler_hash))
+            self.event(EventReason.HANDLER_UPDATED, f"event handler updated for run {run.run_id}")
+
+    def decide_run(self, spec: SyncJobSpec, config: JobConfig, run: RunStatus) -> str | None:
+        memo = self.store.memo()
+        if spec.suspend:
+            if run.active and self.store.stop_run("suspended"):
+                self.event(EventReason.SUSPENDED, f"run {run.run_id} stopped: the SyncJob is suspended")
+            return None
+        if spec.run_now and spec.run_now != memo.get(MEMO_RUN_NOW):
+            self.store.set_memo(MEMO_RUN_NOW, spec.run_now)
+            return self.start(config, force=True, why=f"runNow={spec.run_now}")
+        if spec.schedule:
+            slot = self.due_slot(spec.schedule, memo.get(MEMO_SCHEDULE_SLOT))
+            if slot is not None:
+                self.store.set_memo(MEMO_SCHEDULE_SLOT, slot.isoformat())
+                if run.active:
+                    log.info("schedule_slot_skipped", extra={"job": self.ref.key, "slot": slot.isoformat()})
+                    return None
+                return self.start(config, force=False, why=f"schedule {spec.schedule}")
+            return None
+        if not memo.get(MEMO_STARTED_ONCE) and run.state == "none":
+            return self.start(config, force=False, why="created")
+        return None
+
+    def due_slot(self, schedule: str, last_slot: str | None) -> datetime | None:
+        """The latest schedule slot at or before now that has not fired yet (missed ones collapse)."""
+        created = _parse_time(self.body["metadata"].get("creationTimestamp")) or self.now
+        after = _parse_time(last_slot) or created
+        slot = next_fire_time(schedule, after)
+        if slot > self.now:
+            return None
+        while True:  # after downtime, fire once for the latest missed slot, not for each
+            following = next_fire_time(schedule, slot)
+            if following > self.now:
+                return slot
+            slot = following
+
+    def start(self, config: JobConfig, *, force: bool, why: str) -> str | None:
+        started, run_id = self.store.start_run(config, force=force)
+        if started:
+            self.store.set_memo(MEMO_STARTED_ONCE, run_id)
+            self.event(EventReason.RUN_STARTED, f"run {run_id} started ({why})")
+            return run_id
+        return None
+
+    def scale(self, spec: SyncJobSpec, run: RunStatus) -> int:
+        name = worker_deployment_name(self.ref.name)
+        current = self.ctx.kube.deployment_state(self.ref.namespace, name)
+        queued = run.queued + run.delayed if run.active else 0
+        in_flight = run.in_flight if run.active else 0
+        wanted = desired_replicas(
+            queued=queued,
+            in_flight=in_flight,
+            concurrency=spec.workers.concurrency,
+            min_replicas=spec.workers.min_replicas,
+            max_replicas=spec.workers.max_replicas,
+            suspended=spec.suspend,
+        )
+        if run.active and not spec.suspend:
+            wanted = max(wanted, 1)  # an active run always has a worker, even between tasks
+        current_replicas = current.replicas if current else 0
+        if spec.suspend or not run.active:
+            # Nothing to do (finished, never started, or suspended): straight to the floor.
+            # The stabilisation window only smooths the ups and downs of a running queue.
+            replicas = wanted
+            _scale_history.pop(self.ref.key, None)
+        else:
+            decision = stabilize_replicas(
+                desired=wanted,
+                current=current_replicas,
+                history=_scale_history.get(self.ref.key, ()),
+                now=self.now,
+                window=self.ctx.scale_down_window,
+            )
+            _scale_history[self.ref.key] = decision.history
+            replicas = decision.replicas
+        manifest = build_worker_deployment(
+            self.ref,
+            spec,
+            replicas=replicas,
+            image_default=self.ctx.worker_image,
+            redis=self.ctx.worker_redis,
+            service_account_name=self.ctx.worker_service_account,
+        )
+        self.ctx.kube.apply_deployment(manifest)
+        if (current.replicas if current else 0) != replicas:
+            before = current.replicas if current else 0
+            self.event(EventReason.SCALED_WORKERS, f"workers scaled from {before} to {replicas}")
+        return replicas
+
+    # ------------------------------------------------------------------ status
+    def status(self, spec: SyncJobSpec, run: RunStatus, replicas: int) -> dict[str, Any]:
+        c = run.counters
+        conditions = list(self.old_status.get("conditions") or [])
+        if spec.suspend:
+            conditions = health_conditions(conditions, Health.READY, reason=Reason.SUSPENDED,
+                                           message="suspended: no runs start and workers are scaled to zero",
+                                           observed_generation=self.generation, now=self.now)
+        elif run.active:
+            conditions = health_conditions(conditions, Health.RECONCILING, reason=Reason.RUN_IN_PROGRESS,
+                                           message=f"run {run.run_id} in progress",
+                                           observed_generation=self.generation, now=self.now)
+        else:
+            waiting = Reason.WAITING_FOR_SCHEDULE if spec.schedule else Reason.RECONCILED
+            conditions = health_conditions(conditions, Health.READY, reason=waiting, message=_ready_message(run),
+                                           observed_generation=self.generation, now=self.now)
+        if run.state in ("done", "failed", "stopped"):
+            succeeded = run.state == "done"
+            reason = {"done": Reason.RUN_SUCCEEDED, "failed": Reason.RUN_FAILED, "stopped": Reason.RUN_STOPPED}[run.state]
+            conditions = run_outcome_conditions(conditions, succeeded=succeeded, reason=reason,
+                                                message=_run_message(run), observed_generation=self.generation,
+                                                now=self.now)
+        deployment = self.ctx.kube.deployment_state(self.ref.namespace, worker_deployment_name(self.ref.name))
+        status: dict[str, Any] = {
+            "observedGeneration": self.generation,
+            "conditions": conditions,
+            "files": {
+                "discovered": c["files_discovered"],
+                "synced": c["files_synced"],
+                "unchanged": c["files_unchanged"],
+                "skipped": c["files_skipped"],
+                "excluded": c["files_excluded"],
+                "failed": c["files_failed"],
+                "deleted": c["files_deleted"],
+            },
+            "bytes": {"discovered": c["bytes_discovered"], "synced": c["bytes_synced"]},
+            "tasks": {
+                "queued": run.queued + run.delayed,
+                "inFlight": run.in_flight,
+                "done": c["tasks_done"],
+                "failed": c["tasks_failed"],
+            },
+            "workers": {"desired": replicas, "ready": deployment.ready if deployment else 0},
+            "recentFailures": [
+                {k: v for k, v in {
+                    "path": str(f.get("path") or "(run)"),
+                    "reason": str(f.get("reason") or "unknown")[:512],
+                    "attempts": int(f.get("attempts", 1)),
+                    "time": format_time(datetime.fromtimestamp(float(f.get("time", 0)), UTC)),
+                }.items()}
+                for f in self.store.failures(RECENT_FAILURES)
+            ],
+        }
+        if run.run_id:
+            status["run"] = {"id": run.run_id}
+            if run.started:
+                status["run"]["startTime"] = format_time(datetime.fromtimestamp(run.started, UTC))
+            if run.ended and not run.active:
+                status["run"]["completionTime"] = format_time(datetime.fromtimestamp(run.ended, UTC))
+                status["run"]["outcome"] = {"done": "Succeeded", "failed": "Failed"}.get(run.state, "Stopped")
+        last_sync = self.last_successful_sync(run)
+        if last_sync is not None:
+            status["lastSyncTime"] = format_time(last_sync)
+        if spec.schedule and not spec.suspend:
+            status["nextSyncTime"] = format_time(next_fire_time(spec.schedule, self.now))
+        processed = c["files_synced"] + c["files_unchanged"] + c["files_failed"]
+        progress = progress_text(discovered=c["files_discovered"], processed=processed, running=run.active)
+        if progress is not None:
+            status["progress"] = progress
+        return status
+
+    def last_successful_sync(self, run: RunStatus) -> datetime | None:
+        if run.state == "done" and run.ended:
+            return datetime.fromtimestamp(run.ended, UTC)
+        for past in self.store.history(10):
+            if past.get("state") == "done" and past.get("ended"):
+                return datetime.fromtimestamp(float(past["ended"]), UTC)
+        return None
+
+    def announce_run_end(self, run: RunStatus) -> None:
+        """One Event per finished run (remembered in Redis, so a restart does not repeat it)."""
+        if run.active or run.run_id is None or run.state not in ("done", "failed"):
+            return
+        if self.store.memo().get(MEMO_REPORTED_RUN) == run.run_id:
+            return
+        self.store.set_memo(MEMO_REPORTED_RUN, run.run_id)
+        if run.state == "done":
+            self.event(EventReason.RUN_SUCCEEDED, _run_message(run))
+        else:
+            self.event(EventReason.RUN_FAILED, _run_message(run), EventType.WARNING)
+
+    # ------------------------------------------------------------------ stalled
+    def stalled(self, reason: Reason, message: str, event: EventReason) -> Outcome:
+        previous = next((c for c in self.old_status.get("conditions") or [] if c.get("type") == "Stalled"), None)
+        if not previous or previous.get("status") != "True" or previous.get("message") != message:
+            self.event(event, message, EventType.WARNING)
+        conditions = health_conditions(list(self.old_status.get("conditions") or []), Health.STALLED, reason=reason,
+                                       message=message, observed_generation=self.generation, now=self.now)
+        # Workers of an active run keep going on its stored (valid) config; none start anew.
+        try:
+            run = self.store.status()
+        except IngestError:
+            run = None
+        if run is None or not run.active:
+            self.ctx.kube.scale_deployment_if_exists(self.ref.namespace, worker_deployment_name(self.ref.name), 0)
+        return Outcome(status={"observedGeneration": self.generation, "conditions": conditions})
+
+    def event(self, reason: EventReason, message: str, type: EventType = EventType.NORMAL) -> None:
+        try:
+            self.ctx.kube.post_event(build_event(self.ref, reason=str(reason), message=message, now=self.now, type=type))
+        except PermanentError as exc:  # an Event that cannot be posted must not stop reconciling
+            log.warning("event_not_posted", extra={"job": self.ref.key, "reason": str(reason), "error": str(exc)})
+        log.info("event", extra={"job": self.ref.key, "reason": str(reason), "event_message": message})
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _ready_message(run: RunStatus) -> str:
+    if run.state == "none":
+        return "waiting for the first run"
+    return f"last run {run.run_id} {run.state}"
+
+
+def _run_message(run: RunStatus) -> str:
+    c = run.counters
+    text = (
+        f"run {run.run_id} {run.state}: {c['files_synced']} synced, {c['files_unchanged']} unchanged, "
+        f"{c['files_failed']} failed, {c['files_skipped']} skipped of {c['files_discovered']} discovered"
+    )
+    return f"{text}; {run.error}" if run.error else text
+
+
+def cleanup(ctx: OperatorContext, namespace: str, name: str) -> int:
+    """On deletion: stop the run and remove every Redis key of the job (the Deployment is garbage-collected)."""
+    store = JobStore(ctx.redis, f"{namespace}/{name}")
+    store.stop_run("the SyncJob was deleted")
+    _scale_history.pop(store.job, None)
+    return store.delete_job()
