@@ -50,15 +50,31 @@ def _lock_for(key: str) -> threading.Lock:
         return _job_locks.setdefault(key, threading.Lock())
 
 
+def merge_patch_for(old: Any, new: dict[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch turning ``old`` into ``new``: fields we no longer report become None
+    (removed), at every depth, since a merge patch merges nested objects."""
+    patch: dict[str, Any] = {}
+    for key, value in new.items():
+        previous = old.get(key) if isinstance(old, dict) else None
+        patch[key] = merge_patch_for(previous, value) if isinstance(value, dict) and isinstance(previous, dict) else value
+    if isinstance(old, dict):
+        for key in old:
+            patch.setdefault(key, None)
+    return patch
+
+
 def _apply_status(patch: kopf.Patch, old: Any, new: dict[str, Any]) -> None:
-    status = dict(new)
-    for key in old or {}:
-        status.setdefault(key, None)  # merge patch: fields we no longer report are removed
-    patch.setdefault("status", {}).update(status)
+    patch.setdefault("status", {}).update(merge_patch_for(dict(old or {}), new))
 
 
 def build_registry(settings: OperatorSettings, ctx: OperatorContext) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
+
+    # A registry of our own gets none of kopf's default login handlers: use the official
+    # client's (in-cluster service account, else $KUBECONFIG), as the kube adapter does.
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        return kopf.login_via_client(**kwargs)
 
     def reconcile(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
         key = f"{body['metadata']['namespace']}/{body['metadata']['name']}"

@@ -362,6 +362,8 @@ def _run_message(run: RunStatus) -> str:
         f"run {run.run_id} {run.state}: {c['files_synced']} synced, {c['files_unchanged']} unchanged, "
         f"{c['files_failed']} failed, {c['files_skipped']} skipped of {c['files_discovered']} discovered"
     )
+    if c["tasks_failed"]:
+        text += f"; {c['tasks_failed']} tasks failed (see recentFailures)"
     return f"{text}; {run.error}" if run.error else text
 
 

@@ -626,3 +626,15 @@ def test_scale_down_never_goes_below_desired_or_above_current() -> None:
 )
 def test_progress_text(discovered: int, processed: int, running: bool, text: str | None) -> None:
     assert progress_text(discovered=discovered, processed=processed, running=running) == text
+
+
+def test_status_merge_patch_removes_fields_no_longer_reported() -> None:
+    from irods_ingest_operator.main import merge_patch_for
+
+    old = {"run": {"id": "a", "outcome": "Succeeded", "completionTime": "t"}, "nextSyncTime": "x", "files": {"synced": 3}}
+    new = {"run": {"id": "b", "startTime": "s"}, "files": {"synced": 0}}
+    assert merge_patch_for(old, new) == {
+        "run": {"id": "b", "startTime": "s", "outcome": None, "completionTime": None},
+        "files": {"synced": 0},
+        "nextSyncTime": None,
+    }

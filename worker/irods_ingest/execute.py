@@ -152,6 +152,8 @@ class TaskExecutor:
         outcome.count("tasks_failed")
         outcome.count("files_failed", files)
         outcome.failures.append(self._failure(self.source_path(task.directory), str(error), task.attempt + 1, task))
+        if task.kind is TaskKind.SCAN and not task.directory:
+            outcome.error = f"the source root could not be processed: {error}"
         return outcome
 
     def _max_retries(self, meta: dict[str, Any]) -> int:

@@ -8,6 +8,7 @@ import sys
 import time
 from typing import Any
 
+_PLAIN = (str, int, float, bool, type(None))
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
@@ -20,7 +21,9 @@ class JsonFormatter(logging.Formatter):
             "event": record.getMessage(),
         }
         for key, value in vars(record).items():
-            if key not in _STANDARD and not key.startswith("_"):
+            # Context passed with extra=...; libraries (kopf) attach whole objects there too,
+            # so only plain values are kept.
+            if key not in _STANDARD and not key.startswith("_") and isinstance(value, _PLAIN):
                 data[key] = value
         if record.exc_info:
             data["exception"] = self.formatException(record.exc_info)

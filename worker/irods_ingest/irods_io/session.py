@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from irods.exception import CAT_INVALID_AUTHENTICATION, NetworkException
-from irods.session import iRODSSession
+from irods.session import NonAnonymousLoginWithoutPassword, iRODSSession
 
 from irods_ingest.errors import PermanentError, RetryableError
 
@@ -65,14 +65,18 @@ def open_session(settings: IrodsSettings, *, client_user: tuple[str, str] | None
     """A PRC session (lazy: PRC connects on first use). ``client_user`` is (zone, user) for ``as_user``."""
     kwargs: dict[str, Any] = {}
     if settings.env_file:
-        kwargs["irods_env_file"] = settings.env_file
-        if settings.password:
-            kwargs["password"] = settings.password
         try:
             with open(settings.env_file) as handle:
                 env_json = json.load(handle)
         except (OSError, json.JSONDecodeError) as exc:
             raise PermanentError(f"cannot read iRODS environment file {settings.env_file}: {exc}") from exc
+        if settings.password:
+            # PRC reads a password only from .irodsA when given an environment file, so pass the
+            # file's settings as keywords with the password (from the pod's Secret) beside them.
+            kwargs.update(env_json)
+            kwargs["password"] = settings.password
+        else:
+            kwargs["irods_env_file"] = settings.env_file
         ca_file = env_json.get("irods_ssl_ca_certificate_file")
         if env_json.get("irods_ssl_verify_server") not in (None, "none") and ca_file:
             kwargs["ssl_context"] = ssl.create_default_context(purpose=ssl.Purpose.SERVER_AUTH, cafile=ca_file)
@@ -86,5 +90,9 @@ def open_session(settings: IrodsSettings, *, client_user: tuple[str, str] | None
         raise RetryableError(f"cannot reach iRODS ({settings.describe}): {exc}") from exc
     except CAT_INVALID_AUTHENTICATION as exc:
         raise PermanentError(f"iRODS refused the password for {settings.describe}") from exc
+    except NonAnonymousLoginWithoutPassword as exc:
+        raise PermanentError(
+            f"no iRODS password for {settings.describe}: {exc} (set IRODS_PASSWORD or create the .irodsA file)"
+        ) from exc
     except (KeyError, TypeError, ValueError) as exc:
         raise PermanentError(f"invalid iRODS connection settings ({settings.describe}): {exc}") from exc

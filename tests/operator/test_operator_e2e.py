@@ -1,0 +1,237 @@
+"""The whole path: kubectl-style apply → operator → Deployment → workers → iRODS → status.
+
+Real kube-apiserver and controller-manager, real redis-server, the iRODS test server, the
+operator as its own process, and a local stand-in for the kubelet that runs each worker
+Deployment's replicas as local processes with the pod's environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client as k8s
+
+from irods_ingest.store.connection import connect
+from irods_ingest.store.jobstore import JobStore
+from irods_ingest.testing.processes import free_port, stop_process
+from irods_ingest_operator.constants import GROUP, PLURAL, VERSION
+from testsupport.irods_fixtures import IrodsEnv
+from testsupport.kube import ControlPlane
+from testsupport.kubelet import LocalKubelet, local_kubelet
+
+pytestmark = [pytest.mark.kube, pytest.mark.redis, pytest.mark.irods, pytest.mark.slow]
+
+
+# What to print when a wait times out (set by the fixtures of the running test).
+DIAGNOSTICS: list[Callable[[], str]] = []
+
+
+def wait_for(what: str, condition: Callable[[], Any], timeout: float = 60.0, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = condition()
+        if last:
+            return last
+        time.sleep(interval)
+    details = "\n".join(describe() for describe in DIAGNOSTICS)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})\n{details}")
+
+
+class Cluster:
+    def __init__(self, api: k8s.ApiClient, namespace: str) -> None:
+        self.api = api
+        self.namespace = namespace
+        self.objects = k8s.CustomObjectsApi(api)
+        self.core = k8s.CoreV1Api(api)
+        self.apps = k8s.AppsV1Api(api)
+
+    def create_syncjob(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "SyncJob", "metadata": {"name": name}, "spec": spec}
+        return self.objects.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, body)  # type: ignore[no-any-return]
+
+    def get(self, name: str) -> dict[str, Any]:
+        return self.objects.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)  # type: ignore[no-any-return]
+
+    def patch_spec(self, name: str, spec: dict[str, Any]) -> None:
+        self.objects.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name, {"spec": spec})
+
+    def delete(self, name: str) -> None:
+        self.objects.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
+
+    def condition(self, name: str, kind: str) -> dict[str, Any] | None:
+        for condition in self.get(name).get("status", {}).get("conditions", []):
+            if condition["type"] == kind:
+                return condition  # type: ignore[no-any-return]
+        return None
+
+    def events(self, name: str) -> list[str]:
+        items = self.core.list_namespaced_event(self.namespace, field_selector=f"involvedObject.name={name}").items
+        return [e.reason for e in items]
+
+
+@pytest.fixture
+def operator_process(kube_control_plane: ControlPlane, kube_namespace: str, redis_url: str,
+                     tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    log = tmp_path / "operator.log"
+    env = kube_control_plane.env()
+    env.update(
+        IRODS_INGEST_OPERATOR_REDIS_URL=redis_url,
+        IRODS_INGEST_OPERATOR_WORKER_REDIS_URL=redis_url,
+        IRODS_INGEST_OPERATOR_NAMESPACES=kube_namespace,
+        IRODS_INGEST_OPERATOR_RECONCILE_INTERVAL="0.5",
+        IRODS_INGEST_OPERATOR_SCALE_DOWN_WINDOW="2",
+        IRODS_INGEST_OPERATOR_LIVENESS_ENDPOINT=f"http://127.0.0.1:{free_port()}/healthz",
+        IRODS_INGEST_OPERATOR_LOG_LEVEL="INFO",
+    )
+    with log.open("wb") as handle:
+        process = subprocess.Popen([sys.executable, "-m", "irods_ingest_operator.main"], env=env,
+                                   stdout=handle, stderr=subprocess.STDOUT)
+    DIAGNOSTICS.append(lambda: "operator log (tail):\n" + "\n".join(
+        line for line in log.read_text(errors="replace").splitlines()[-60:] if "Timer 'refresh' succeeded" not in line))
+    yield process
+    DIAGNOSTICS.clear()
+    stop_process(process)
+
+
+@pytest.fixture
+def cluster(kube_api: k8s.ApiClient, kube_namespace: str, irods_env: IrodsEnv) -> Cluster:
+    c = Cluster(kube_api, kube_namespace)
+    DIAGNOSTICS.append(lambda: "syncjobs:\n" + json.dumps(
+        [{"name": i["metadata"]["name"], "status": i.get("status")} for i in
+         c.objects.list_namespaced_custom_object(GROUP, VERSION, kube_namespace, PLURAL)["items"]], indent=1)
+        + "\ndeployments: " + str([(d.metadata.name, d.spec.replicas) for d in c.apps.list_namespaced_deployment(kube_namespace).items]))
+    environment = {"irods_host": irods_env.host, "irods_port": irods_env.port, "irods_user_name": irods_env.user,
+                   "irods_zone_name": irods_env.zone}
+    c.core.create_namespaced_secret(kube_namespace, k8s.V1Secret(
+        metadata=k8s.V1ObjectMeta(name="irods-connection"),
+        string_data={"irods_environment.json": json.dumps(environment), "password": irods_env.password},
+    ))
+    return c
+
+
+@pytest.fixture
+def host_dir() -> Iterator[Path]:
+    """A scratch directory outside /tmp (worker pods reserve /tmp, and the spec refuses it)."""
+    path = Path(tempfile.mkdtemp(prefix="irods-ingest-e2e-", dir="/var/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def kubelet(kube_api: k8s.ApiClient, kube_namespace: str, tmp_path: Path) -> Iterator[LocalKubelet]:
+    with local_kubelet(kube_api, kube_namespace, tmp_path / "pods") as running:
+        DIAGNOSTICS.append(lambda: f"kubelet errors: {running.errors[-5:]}\nworker logs (tail):\n"
+                           + "\n".join(running.logs(name)[-3000:] for name in running.replicas))
+        yield running
+
+
+def make_tree(root: Path, count: int) -> None:
+    for i in range(count):
+        path = root / f"dir{i % 3}" / f"file{i}.dat"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(os.urandom(100 + i))
+
+
+def job_spec(source: Path, collection: str, **extra: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "source": {"path": str(source), "volume": {"hostPath": {"path": str(source), "type": "Directory"}}},
+        "destination": {"collection": collection, "connectionSecret": {"name": "irods-connection"}},
+        "operation": "PutSync",
+        "workers": {"minReplicas": 0, "maxReplicas": 2, "filesPerTask": 4},
+    }
+    spec.update(extra)
+    return spec
+
+
+def test_syncjob_runs_end_to_end(cluster: Cluster, operator_process: subprocess.Popen[bytes], kubelet: LocalKubelet,
+                                 irods_session: Callable[..., Any], irods_env: IrodsEnv, redis_url: str,
+                                 host_dir: Path) -> None:
+    source = host_dir / "source"
+    make_tree(source, 15)
+    collection = f"{irods_env.home}/e2e_{cluster.namespace}"
+    cluster.create_syncjob("ingest", job_spec(source, collection))
+
+    succeeded = wait_for("the first run to succeed", lambda: (cluster.condition("ingest", "Succeeded") or {}).get("status") == "True")
+    assert succeeded
+    status = cluster.get("ingest")["status"]
+    assert status["files"]["discovered"] == 15 and status["files"]["synced"] == 15 and status["files"]["failed"] == 0
+    assert status["observedGeneration"] == 1
+    assert cluster.condition("ingest", "Ready")["status"] == "True"  # type: ignore[index]
+    assert "lastSyncTime" in status and status["run"]["outcome"] == "Succeeded"
+    session = irods_session()
+    listed = {obj.name for _c, _s, objs in session.collections.get(collection).walk() for obj in objs}
+    assert listed == {f"file{i}.dat" for i in range(15)}
+    assert kubelet.max_seen["ingest-worker"] >= 1  # workers were scaled up for the run...
+    wait_for("workers scaled to zero after the run", lambda: kubelet.running("ingest-worker") == 0)  # ...and down
+
+    # A scheduled second run only syncs what changed.
+    (source / "dir0" / "file0.dat").write_bytes(b"changed")
+    first_run = status["run"]["id"]
+    cluster.patch_spec("ingest", {"schedule": "*/5 * * * *"})
+    wait_for("nextSyncTime", lambda: "nextSyncTime" in cluster.get("ingest")["status"])
+    # Make the current slot due now instead of waiting for the clock: the operator's memo of
+    # the last fired slot moves back ten minutes.
+    store = JobStore(connect(redis_url), f"{cluster.namespace}/ingest")
+    store.set_memo("op:schedule_slot", time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() - 600)))
+    wait_for("the scheduled run to finish", lambda: (cluster.get("ingest")["status"].get("run", {}).get("id") != first_run
+                                                     and cluster.get("ingest")["status"]["run"].get("outcome") == "Succeeded"))
+    files = cluster.get("ingest")["status"]["files"]
+    assert (files["synced"], files["unchanged"]) == (1, 14), json.dumps(cluster.get("ingest")["status"])
+    assert session.data_objects.open(f"{collection}/dir0/file0.dat", "r").read() == b"changed"
+    reasons = cluster.events("ingest")
+    assert reasons.count("RunStarted") == 2 and reasons.count("RunSucceeded") == 2
+    assert "ScaledWorkers" in reasons
+
+    # Suspend: no workers.
+    cluster.patch_spec("ingest", {"suspend": True})
+    wait_for("suspended status", lambda: (cluster.condition("ingest", "Ready") or {}).get("reason") == "Suspended")
+    assert cluster.apps.read_namespaced_deployment("ingest-worker", cluster.namespace).spec.replicas == 0
+
+    # Delete: Redis state removed, the Deployment garbage-collected.
+    cluster.delete("ingest")
+    client = connect(redis_url)
+    wait_for("Redis keys removed", lambda: not list(client.scan_iter(match=f"ii:{{{cluster.namespace}/ingest}}:*")))
+    wait_for("the SyncJob gone", lambda: not any(
+        i["metadata"]["name"] == "ingest"
+        for i in cluster.objects.list_namespaced_custom_object(GROUP, VERSION, cluster.namespace, PLURAL)["items"]))
+    session.collections.remove(collection, recurse=True, force=True)
+    assert operator_process.poll() is None, "the operator died"
+
+
+def test_invalid_spec_becomes_a_stalled_condition(cluster: Cluster, operator_process: subprocess.Popen[bytes],
+                                                  host_dir: Path, redis_url: str) -> None:
+    source = host_dir / "source"
+    source.mkdir()
+    cluster.create_syncjob("bad", job_spec(source, "/tempZone/home/rods/bad", operation="Put", deleteMode="Trash"))
+    stalled = wait_for("Stalled", lambda: (cluster.condition("bad", "Stalled") or {}).get("status") == "True"
+                       and cluster.condition("bad", "Stalled"))
+    assert stalled["reason"] == "InvalidSpec"
+    assert "spec.deleteMode" in stalled["message"] and "Put" in stalled["message"]
+    assert cluster.condition("bad", "Ready")["status"] == "False"  # type: ignore[index]
+    wait_for("an InvalidSpec event", lambda: "InvalidSpec" in cluster.events("bad"))
+    assert JobStore(connect(redis_url), f"{cluster.namespace}/bad").status().state == "none"  # nothing ran
+    # Fixing the spec clears the condition and runs the job.
+    cluster.patch_spec("bad", {"deleteMode": "DoNotDelete"})
+    wait_for("Stalled cleared", lambda: (cluster.condition("bad", "Stalled") or {}).get("status") == "False")
+
+
+def test_api_server_rejects_invalid_manifests_naming_the_field(cluster: Cluster) -> None:
+    with pytest.raises(k8s.ApiException) as caught:
+        cluster.create_syncjob("rejected", {
+            "source": {"path": "/data"},
+            "destination": {"collection": "/tempZone/home/rods/x", "connectionSecret": {"name": "c"}},
+            "operation": "Copy",
+        })
+    assert caught.value.status == 422
+    assert "spec.operation" in caught.value.body
