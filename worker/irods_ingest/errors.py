@@ -29,9 +29,10 @@ class SourceVanished(PermanentError):
 class HandlerError(PermanentError):
     """The user's event handler failed to load or raised in a hook; carries its traceback."""
 
-    def __init__(self, message: str, traceback_text: str = "") -> None:
+    def __init__(self, message: str, traceback_text: str = "", *, from_hook: bool = False) -> None:
         super().__init__(message)
         self.traceback_text = traceback_text
+        self.from_hook = from_hook  # raised by a pre_/post_ hook (not by loading or a policy method)
 
 
 class StoreUnavailable(RetryableError):

@@ -20,6 +20,7 @@ from typing import Any
 
 from irods_ingest.charmap import translate_path
 from irods_ingest.config import DeleteMode, JobConfig, Operation, cache_generation, delete_mode_compatible
+from irods_ingest.deadline import Deadline, FileTimeout
 from irods_ingest.errors import HandlerError, IngestError, PermanentError, RetryableError, SourceVanished
 from irods_ingest.handlers import Handler
 from irods_ingest.irods_io.catalog import CollectionListing, IrodsCatalog, ObjectInfo, Replica
@@ -71,6 +72,7 @@ class RunContext:
     config: JobConfig
     handler: Handler
     catalog_for: Callable[[tuple[str, str] | None], IrodsCatalog]
+    reset_connections: Callable[[], None]
     cached_entries: Callable[[str, str], dict[str, str]]  # (generation, directory) -> cache
 
 
@@ -145,7 +147,7 @@ class TaskExecutor:
     def _retry_or_fail(self, task: Task, outcome: TaskOutcome, error: IngestError, files: int) -> TaskOutcome:
         max_retries = self._max_retries(self.meta(path=self.source_path(task.directory)))
         if isinstance(error, RetryableError) and task.attempt < max_retries:
-            due = time.time() + backoff(self.config, task.attempt + 1)
+            due = time.time() + self._delay(self.meta(path=self.source_path(task.directory)), task.attempt + 1)
             outcome.delay.append((due, task.retried()))
             log.warning("task_retry", extra={"job": self.ctx.job, "task": task.id, "attempt": task.attempt + 1, "error": str(error)})
             return outcome
@@ -311,16 +313,30 @@ class TaskExecutor:
         cache: dict[str, str] = {}
         for entry in task.entries:
             path = os.path.join(self.source_path(task.directory), entry.name)
+            meta = self.meta(path=path)
+            limit = self._time_limit(meta)
             try:
-                synced = self.sync_one(task.directory, entry, listing, task.run)
+                with Deadline(limit):
+                    synced = self.sync_one(task.directory, entry, listing, task.run)
+            except FileTimeout:
+                # The interrupted call may have left an iRODS connection mid-message.
+                self.ctx.reset_connections()
+                outcome.count("files_failed")
+                outcome.failures.append(self._failure(path, f"timed out after {limit:g} s", task.attempt + 1, task))
+                continue
             except RetryableError as exc:
-                if task.attempt < self._max_retries(self.meta(path=path)):
+                if task.attempt < self._max_retries(meta):
                     retry_entries.append(entry)
                 else:
                     outcome.count("files_failed")
                     outcome.failures.append(self._failure(path, str(exc), task.attempt + 1, task))
                 continue
             except HandlerError as exc:
+                # As in the incumbent, a handler that declares max_retries has its failing hooks
+                # retried (its example handlers rely on that); otherwise the file fails now.
+                if exc.from_hook and self.handler.has("max_retries") and task.attempt < self._max_retries(meta):
+                    retry_entries.append(entry)
+                    continue
                 outcome.count("files_failed")
                 outcome.failures.append(self._failure(path, str(exc), task.attempt + 1, task, exc.traceback_text))
                 continue
@@ -337,9 +353,22 @@ class TaskExecutor:
         if cache:
             outcome.cache_set[task.directory] = cache
         if retry_entries:
-            due = time.time() + backoff(self.config, task.attempt + 1)
+            due = time.time() + self._delay(self.meta(path=self.source_path(task.directory)), task.attempt + 1)
             outcome.delay.append((due, task.retried(entries=tuple(retry_entries))))
         return outcome
+
+    def _time_limit(self, meta: dict[str, Any]) -> float:
+        try:
+            return float(self.handler.timeout(log, meta, self.config.task_timeout_seconds))
+        except HandlerError:
+            return float(self.config.task_timeout_seconds)
+
+    def _delay(self, meta: dict[str, Any], retry: int) -> float:
+        """Seconds before retry number ``retry``: the handler's delay(), else capped exponential backoff."""
+        try:
+            return self.handler.delay(log, meta, retry, backoff(self.config, retry))
+        except HandlerError:
+            return backoff(self.config, retry)
 
     def sync_one(self, directory: str, entry: FileEntry, listing: CollectionListing | None, run: str = "") -> bool:
         """Sync one file; True if iRODS changed, False if it already matched."""

@@ -260,7 +260,9 @@ class Handler:
             if getattr(exc, "_from_engine", False):
                 raise
             raise HandlerError(
-                f"event handler hook around {event} raised {type(exc).__name__}: {exc}", traceback.format_exc()
+                f"event handler hook around {event} raised {type(exc).__name__}: {exc}",
+                traceback.format_exc(),
+                from_hook=True,
             ) from exc
 
     def job_hook(self, name: str, logger: Any, meta: dict[str, Any]) -> None:

@@ -87,6 +87,13 @@ class WorkerThread:
             self.sessions[client_user] = catalog
         return catalog
 
+    def reset_connections(self) -> None:
+        """Drop this thread's iRODS sessions (after an interrupted call); new ones open on demand."""
+        for catalog in self.sessions.values():
+            with contextlib.suppress(Exception):  # a broken connection may fail to close cleanly
+                catalog.close()
+        self.sessions.clear()
+
     def close(self) -> None:
         for catalog in self.sessions.values():
             catalog.close()
@@ -117,17 +124,15 @@ class WorkerThread:
         for store in self.stores.values():
             store.register_worker(self.worker_id, HEARTBEAT_TTL_SECONDS)
         self._last_heartbeat = time.monotonic()
-        idle_rounds = 0
         while not self.shutdown.warm.is_set():
             self.housekeeping()
-            claimed = self.claim_any()
+            claimed = self.claim_any(block=False)
             if claimed is None:
                 if self.options.exit_when_idle and self.all_idle():
-                    idle_rounds += 1
-                    if idle_rounds >= 2:
-                        return
-                continue
-            idle_rounds = 0
+                    return
+                claimed = self.claim_any(block=True)
+                if claimed is None:
+                    continue
             store, raw, task = claimed
             self.current = (store, raw)
             try:
@@ -135,13 +140,18 @@ class WorkerThread:
             finally:
                 self.current = None
 
-    def claim_any(self) -> tuple[JobStore, bytes, Task] | None:
+    def claim_any(self, *, block: bool) -> tuple[JobStore, bytes, Task] | None:
         stores = list(self.stores.values())
         for store in stores:
             got = store.claim(self.worker_id, 0)
             if got is not None:
                 return store, got[0], got[1]
-        # Nothing ready anywhere: block briefly on the first job's queue.
+        # Nothing ready: retries that have come due go first (one round trip, only when idle).
+        if any(store.promote_due() for store in stores):
+            return self.claim_any(block=block)
+        if not block:
+            return None
+        # Still nothing: block briefly on each queue in turn.
         timeout = CLAIM_TIMEOUT_SECONDS / max(1, len(stores))
         for store in stores:
             got = store.claim(self.worker_id, timeout)
@@ -211,7 +221,14 @@ class WorkerThread:
             )
             outcome.finalize = task.kind.value == "finalize"
             return outcome
-        ctx = RunContext(job=store.job, config=config, handler=handler, catalog_for=self.catalog_for, cached_entries=store.cached_entries)
+        ctx = RunContext(
+            job=store.job,
+            config=config,
+            handler=handler,
+            catalog_for=self.catalog_for,
+            reset_connections=self.reset_connections,
+            cached_entries=store.cached_entries,
+        )
         return TaskExecutor(ctx).run(task)
 
     def requeue_current(self) -> None:
