@@ -80,9 +80,31 @@ class Cluster:
         return [e.reason for e in items]
 
 
+class OperatorProcess:
+    """The operator as its own process; ``restart()`` kills it (SIGKILL) and starts it again."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env = env
+        self.log = log
+        self.process = self._start()
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        with self.log.open("ab") as handle:
+            return subprocess.Popen([sys.executable, "-m", "irods_ingest_operator.main"], env=self.env,
+                                    stdout=handle, stderr=subprocess.STDOUT)
+
+    def restart(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=10)
+        self.process = self._start()
+
+    def poll(self) -> int | None:
+        return self.process.poll()
+
+
 @pytest.fixture
 def operator_process(kube_control_plane: ControlPlane, kube_namespace: str, redis_url: str,
-                     tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+                     tmp_path: Path) -> Iterator[OperatorProcess]:
     log = tmp_path / "operator.log"
     env = kube_control_plane.env()
     env.update(
@@ -94,14 +116,12 @@ def operator_process(kube_control_plane: ControlPlane, kube_namespace: str, redi
         IRODS_INGEST_OPERATOR_LIVENESS_ENDPOINT=f"http://127.0.0.1:{free_port()}/healthz",
         IRODS_INGEST_OPERATOR_LOG_LEVEL="INFO",
     )
-    with log.open("wb") as handle:
-        process = subprocess.Popen([sys.executable, "-m", "irods_ingest_operator.main"], env=env,
-                                   stdout=handle, stderr=subprocess.STDOUT)
+    process = OperatorProcess(env, log)
     DIAGNOSTICS.append(lambda: "operator log (tail):\n" + "\n".join(
         line for line in log.read_text(errors="replace").splitlines()[-60:] if "Timer 'refresh' succeeded" not in line))
     yield process
     DIAGNOSTICS.clear()
-    stop_process(process)
+    stop_process(process.process)
 
 
 @pytest.fixture
@@ -154,7 +174,7 @@ def job_spec(source: Path, collection: str, **extra: Any) -> dict[str, Any]:
     return spec
 
 
-def test_syncjob_runs_end_to_end(cluster: Cluster, operator_process: subprocess.Popen[bytes], kubelet: LocalKubelet,
+def test_syncjob_runs_end_to_end(cluster: Cluster, operator_process: OperatorProcess, kubelet: LocalKubelet,
                                  irods_session: Callable[..., Any], irods_env: IrodsEnv, redis_url: str,
                                  host_dir: Path) -> None:
     source = host_dir / "source"
@@ -209,7 +229,7 @@ def test_syncjob_runs_end_to_end(cluster: Cluster, operator_process: subprocess.
     assert operator_process.poll() is None, "the operator died"
 
 
-def test_invalid_spec_becomes_a_stalled_condition(cluster: Cluster, operator_process: subprocess.Popen[bytes],
+def test_invalid_spec_becomes_a_stalled_condition(cluster: Cluster, operator_process: OperatorProcess,
                                                   host_dir: Path, redis_url: str) -> None:
     source = host_dir / "source"
     source.mkdir()
@@ -235,3 +255,73 @@ def test_api_server_rejects_invalid_manifests_naming_the_field(cluster: Cluster)
         })
     assert caught.value.status == 422
     assert "spec.operation" in caught.value.body
+
+
+HANDLER = """
+import time
+from irods_capability_automated_ingest.core import Core
+
+class event_handler(Core):
+    @staticmethod
+    def pre_data_obj_create(hdlr_mod, logger, session, meta, **options):
+        time.sleep({sleep})
+        with open({log!r}, "a") as handle:
+            handle.write("{version} " + meta["target"] + "\\n")
+"""
+
+
+def test_operator_restart_mid_run_and_handler_configmap(
+    cluster: Cluster, operator_process: OperatorProcess, kubelet: LocalKubelet, irods_session: Callable[..., Any],
+    irods_env: IrodsEnv, host_dir: Path
+) -> None:
+    source = host_dir / "source"
+    make_tree(source, 20)
+    hook_log = host_dir / "hooks.log"
+    collection = f"{irods_env.home}/restart_{cluster.namespace}"
+    cluster.core.create_namespaced_config_map(cluster.namespace, k8s.V1ConfigMap(
+        metadata=k8s.V1ObjectMeta(name="handler"),
+        data={"handler.py": HANDLER.format(sleep=0.15, log=str(hook_log), version="v1")}))
+    cluster.create_syncjob("slow", job_spec(source, collection, handler={"configMapRef": {"name": "handler"}},
+                                            workers={"minReplicas": 0, "maxReplicas": 1, "filesPerTask": 2}))
+    running = wait_for("the run to be in progress", lambda: (cluster.condition("slow", "Reconciling") or {}).get("status") == "True"
+                       and cluster.get("slow")["status"]["run"]["id"])
+    wait_for("some files synced", lambda: cluster.get("slow")["status"]["files"]["synced"] >= 2)
+
+    operator_process.restart()  # SIGKILL mid-run, then a fresh operator
+
+    wait_for("the run to succeed", lambda: (cluster.condition("slow", "Succeeded") or {}).get("status") == "True", timeout=90)
+    status = cluster.get("slow")["status"]
+    assert status["run"]["id"] == running  # the same run resumed: no duplicate
+    assert status["files"]["synced"] == 20
+    assert cluster.events("slow").count("RunStarted") == 1
+    lines = hook_log.read_text().splitlines()
+    assert len(lines) == 20 and all(line.startswith("v1 ") for line in lines)
+
+    # A ConfigMap edit reaches the workers: the next run uses the new handler.
+    cluster.core.patch_namespaced_config_map("handler", cluster.namespace, {
+        "data": {"handler.py": HANDLER.format(sleep=0, log=str(hook_log), version="v2")}})
+    (source / "dir1" / "new.dat").write_bytes(b"new")
+    cluster.patch_spec("slow", {"runNow": "after-handler-edit"})
+    wait_for("the second run", lambda: cluster.get("slow")["status"].get("run", {}).get("id") != running
+             and cluster.get("slow")["status"]["run"].get("outcome") == "Succeeded", timeout=90)
+    new_lines = hook_log.read_text().splitlines()[20:]
+    # the handler changed, so the new run looked at every file again, with the new handler
+    assert new_lines and all(line.startswith("v2 ") for line in new_lines)
+    assert any(line.endswith("/dir1/new.dat") for line in new_lines)
+    assert "HandlerUpdated" in cluster.events("slow") or cluster.events("slow").count("RunStarted") == 2
+    irods_session().collections.remove(collection, recurse=True, force=True)
+
+
+def test_liveness_endpoint_answers(operator_process: OperatorProcess) -> None:
+    import urllib.request
+
+    url = operator_process.env["IRODS_INGEST_OPERATOR_LIVENESS_ENDPOINT"]
+
+    def healthy() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    assert wait_for("the liveness endpoint", healthy)
