@@ -38,8 +38,6 @@ from irods_ingest_operator.settings import OperatorSettings
 
 log = logging.getLogger("irods_ingest_operator")
 
-DELETE_RETRIES = 5  # then deletion proceeds without Redis cleanup, recorded as an Event
-
 _job_locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
 
@@ -97,15 +95,18 @@ def build_registry(settings: OperatorSettings, ctx: OperatorContext) -> kopf.Ope
         except kopf.TemporaryError as exc:
             logger.warning(f"refresh failed, retrying next interval: {exc}")
 
-    @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry, id="cleanup", retries=DELETE_RETRIES + 1)
+    attempts = settings.cleanup_attempts
+
+    @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry, id="cleanup", retries=attempts + 1)
     def on_delete(body: kopf.Body, retry: int, logger: kopf.Logger, **_: Any) -> None:
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
         try:
             deleted = cleanup(ctx, namespace, name)
             logger.info(f"removed {deleted} Redis keys of {namespace}/{name}")
         except IngestError as exc:
-            if retry < DELETE_RETRIES:
-                raise kopf.TemporaryError(f"cleaning up Redis: {exc}", delay=min(30, 2 ** (retry + 1))) from exc
+            if retry + 1 < attempts:
+                delay = min(30.0, settings.cleanup_backoff * 2**retry)
+                raise kopf.TemporaryError(f"cleaning up Redis: {exc}", delay=delay) from exc
             # Never hang a deletion on Redis: proceed, and say what was left behind.
             kopf.event(body, type=str(EventType.WARNING), reason=str(EventReason.CLEANUP_INCOMPLETE),
                        message=f"Redis state of {namespace}/{name} was not removed after {retry} attempts: {exc}")

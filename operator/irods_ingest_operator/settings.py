@@ -33,6 +33,10 @@ class OperatorSettings:
     scale_down_window: timedelta = timedelta(seconds=120)
     # Liveness endpoint ("" disables).                                     LIVENESS_ENDPOINT
     liveness_endpoint: str = "http://0.0.0.0:8080/healthz"
+    # Deleting a SyncJob while Redis is down: attempts, and the first delay
+    # (doubling) before the deletion proceeds without cleanup.           CLEANUP_ATTEMPTS, CLEANUP_BACKOFF
+    cleanup_attempts: int = 5
+    cleanup_backoff: float = 2.0
     # Log level and format (json | text).                                  LOG_LEVEL, LOG_FORMAT
     log_level: str = "INFO"
     log_format: str = "json"
@@ -60,13 +64,20 @@ class OperatorSettings:
             problems.append(ConfigProblem(PREFIX + "WORKER_REDIS_URL", str(exc),
                                           f"put the URL in a Secret and set {PREFIX}WORKER_REDIS_SECRET=name/key"))
         numbers: dict[str, float] = {}
-        for name, default in (("RECONCILE_INTERVAL", "5"), ("SCALE_DOWN_WINDOW", "120")):
+        for name, default in (("RECONCILE_INTERVAL", "5"), ("SCALE_DOWN_WINDOW", "120"), ("CLEANUP_BACKOFF", "2")):
             try:
                 numbers[name] = float(get(name, default))
                 if numbers[name] <= 0:
                     raise ValueError
             except ValueError:
                 problems.append(ConfigProblem(PREFIX + name, f"{get(name)!r} is not a positive number of seconds", "fix it"))
+        try:
+            cleanup_attempts = int(get("CLEANUP_ATTEMPTS", "5"))
+            if cleanup_attempts < 1:
+                raise ValueError
+        except ValueError:
+            cleanup_attempts = 5
+            problems.append(ConfigProblem(PREFIX + "CLEANUP_ATTEMPTS", f"{get('CLEANUP_ATTEMPTS')!r} is not a positive integer", "fix it"))
         log_format = get("LOG_FORMAT", "json").lower()
         if log_format not in ("json", "text"):
             problems.append(ConfigProblem(PREFIX + "LOG_FORMAT", f"{log_format!r} is unknown", "use json or text"))
@@ -81,6 +92,8 @@ class OperatorSettings:
             reconcile_interval=numbers["RECONCILE_INTERVAL"],
             scale_down_window=timedelta(seconds=numbers["SCALE_DOWN_WINDOW"]),
             liveness_endpoint=get("LIVENESS_ENDPOINT", cls.liveness_endpoint),
+            cleanup_attempts=cleanup_attempts,
+            cleanup_backoff=numbers["CLEANUP_BACKOFF"],
             log_level=get("LOG_LEVEL", "INFO"),
             log_format=log_format,
         )

@@ -325,3 +325,32 @@ def test_liveness_endpoint_answers(operator_process: OperatorProcess) -> None:
             return False
 
     assert wait_for("the liveness endpoint", healthy)
+
+
+def test_deletion_never_hangs_when_redis_is_down(kube_control_plane: ControlPlane, kube_namespace: str,
+                                                 cluster: Cluster, private_redis: Any, host_dir: Path,
+                                                 tmp_path: Path) -> None:
+    env = kube_control_plane.env()
+    env.update(
+        IRODS_INGEST_OPERATOR_REDIS_URL=private_redis.url,
+        IRODS_INGEST_OPERATOR_NAMESPACES=kube_namespace,
+        IRODS_INGEST_OPERATOR_RECONCILE_INTERVAL="0.5",
+        IRODS_INGEST_OPERATOR_CLEANUP_ATTEMPTS="2",
+        IRODS_INGEST_OPERATOR_CLEANUP_BACKOFF="0.2",
+        IRODS_INGEST_OPERATOR_LIVENESS_ENDPOINT="",
+    )
+    operator = OperatorProcess(env, tmp_path / "operator.log")
+    try:
+        source = host_dir / "source"
+        source.mkdir()
+        cluster.create_syncjob("orphan", job_spec(source, "/tempZone/home/rods/orphan"))
+        wait_for("the run to start", lambda: (cluster.condition("orphan", "Reconciling") or {}).get("status") == "True")
+        private_redis.kill()
+        cluster.delete("orphan")
+        wait_for("the SyncJob gone despite Redis being down", lambda: not any(
+            i["metadata"]["name"] == "orphan"
+            for i in cluster.objects.list_namespaced_custom_object(GROUP, VERSION, cluster.namespace, PLURAL)["items"]),
+            timeout=90)
+        assert "CleanupIncomplete" in cluster.events("orphan")
+    finally:
+        stop_process(operator.process)
