@@ -86,3 +86,34 @@ def test_start_stop_list_against_redis(redis_url: str, tmp_path: Path, capsys: p
     assert main(["list", "--format", "json", *common]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert listed[0]["state"] == "stopped" and listed[0]["history"][0]["state"] == "stopped"
+
+
+@pytest.mark.redis
+def test_start_refuses_handler_with_incompatible_delete_mode(redis_url: str, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    handler = tmp_path / "handler.py"
+    handler.write_text(
+        "from irods_capability_automated_ingest.core import Core\n"
+        "from irods_capability_automated_ingest.utils import Operation, DeleteMode\n"
+        "class event_handler(Core):\n"
+        "    @staticmethod\n    def operation(session, meta, **options):\n        return Operation.PUT\n"
+        "    @staticmethod\n    def delete_mode(meta):\n        return DeleteMode.TRASH\n"
+    )
+    assert main(["start", str(tmp_path), "/tempZone/home/rods/x", "--event-handler", str(handler),
+                 "--job-name", "bad-handler", "--redis-url", redis_url]) == 2
+    assert "delete_mode: Trash is incompatible with operation Put" in capsys.readouterr().err
+    from irods_ingest.store.connection import connect
+    from irods_ingest.store.jobstore import JobStore
+
+    assert JobStore(connect(redis_url), "bad-handler").status().state == "none"  # nothing started
+
+
+@pytest.mark.redis
+def test_start_refuses_a_handler_with_a_syntax_error(redis_url: str, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    broken = tmp_path / "broken.py"
+    broken.write_text("class event_handler(:\n")
+    assert main(["start", str(tmp_path), "/tempZone/home/rods/x", "--event-handler", str(broken),
+                 "--redis-url", redis_url]) == 2
+    err = capsys.readouterr().err
+    assert "invalid event_handler: event handler failed to load: SyntaxError" in err and "Traceback" not in err

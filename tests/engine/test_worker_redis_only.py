@@ -131,3 +131,17 @@ def test_sigterm_is_a_warm_shutdown(redis_url: str, tmp_path: Path) -> None:
     run_worker(WorkerOptions(jobs=["term"], redis_url=redis_url, concurrency=1, exit_when_idle=True, irods_settings=UNUSED_IRODS), install_signals=False)
     final = store.status()
     assert final.state == "done" and final.counters["files_synced"] == total
+
+
+def test_departed_workers_leave_no_bookkeeping(redis_url: str, tmp_path: Path) -> None:
+    make_tree(tmp_path / "src", dirs=2, files_per_dir=3)
+    client = connect(redis_url)
+    start_job(client, noop_config("tidy", tmp_path / "src"))
+    run_worker(WorkerOptions(jobs=["tidy"], redis_url=redis_url, concurrency=3, exit_when_idle=True, irods_settings=UNUSED_IRODS), install_signals=False)
+    store = JobStore(client, "tidy")
+    assert store.status().state == "done"
+    keys = {k.decode() for k in client.scan_iter(match="ii:{tidy}:*")}
+    # what stays is the job, its last run, history and the change cache; no per-worker keys
+    assert not any(":processing:" in k or ":heartbeat:" in k for k in keys), keys
+    assert client.scard(store.keys.claimers) == 0
+    assert {k.rsplit(":", 1)[-1] for k in keys if ":cache:" not in k} == {"job", "run", "history"}

@@ -317,7 +317,7 @@ class TaskExecutor:
             limit = self._time_limit(meta)
             try:
                 with Deadline(limit):
-                    synced = self.sync_one(task.directory, entry, listing, task.run)
+                    synced, entry = self.sync_one(task.directory, entry, listing, task.run)
             except FileTimeout:
                 # The interrupted call may have left an iRODS connection mid-message.
                 self.ctx.reset_connections()
@@ -370,17 +370,20 @@ class TaskExecutor:
         except HandlerError:
             return backoff(self.config, retry)
 
-    def sync_one(self, directory: str, entry: FileEntry, listing: CollectionListing | None, run: str = "") -> bool:
-        """Sync one file; True if iRODS changed, False if it already matched."""
+    def sync_one(
+        self, directory: str, entry: FileEntry, listing: CollectionListing | None, run: str = ""
+    ) -> tuple[bool, FileEntry]:
+        """Sync one file: (whether iRODS changed, the file as synced)."""
         work = self._prepare(directory, entry)
         work.meta["run"] = run
+        return self._sync(work, listing), work.entry
+
+    def _sync(self, work: FileWork, listing: CollectionListing | None) -> bool:
         existing: ObjectInfo | None = None
         if listing is not None:
             if work.name in listing.subcollections:
                 raise PermanentError(f"cannot sync file {work.source} onto collection {work.target}")
             existing = listing.objects.get(work.name)
-        if not os.path.lexists(work.source):
-            raise SourceVanished(f"source file vanished before it was synced: {work.source}")
         if work.operation is Operation.NO_OP:
             self._with_hooks("data_obj_create" if existing is None else "data_obj_modify", lambda: None, work.catalog, work.meta)
             return True
@@ -393,8 +396,9 @@ class TaskExecutor:
             return self._sync_registered(work, existing)
         return self._sync_upload(work, existing)
 
-    def _prepare(self, directory: str, entry: FileEntry) -> FileWork:
-        source = os.path.join(self.source_path(directory), entry.name)
+    def _prepare(self, directory: str, scanned: FileEntry) -> FileWork:
+        source = os.path.join(self.source_path(directory), scanned.name)
+        entry = self._restat(source, scanned)
         target = self.logical_path(directory, entry.name)
         meta = self.meta(
             path=source,
@@ -423,6 +427,19 @@ class TaskExecutor:
             resource=self.handler.to_resource(catalog.session, meta, self.config.resource),
             physical=self.handler.target_path(catalog.session, meta) or source,
         )
+
+    def _restat(self, source: str, scanned: FileEntry) -> FileEntry:
+        """The file as it is now: it may have changed, or gone, since the scan listed it."""
+        follow = scanned.kind != "link"
+        try:
+            st = os.stat(source, follow_symlinks=follow)
+        except FileNotFoundError as exc:
+            raise SourceVanished(f"source file vanished before it was synced: {source}") from exc
+        except OSError as exc:
+            raise PermanentError(f"cannot stat {source}: {exc.strerror}") from exc
+        if (st.st_size, st.st_mtime_ns) == (scanned.size, scanned.mtime_ns):
+            return scanned
+        return FileEntry(scanned.name, st.st_size, st.st_mtime_ns, scanned.kind)
 
     def _create(self, work: FileWork) -> None:
         catalog, entry = work.catalog, work.entry

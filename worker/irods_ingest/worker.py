@@ -95,9 +95,10 @@ class WorkerThread:
         self.sessions.clear()
 
     def close(self) -> None:
-        for catalog in self.sessions.values():
-            catalog.close()
-        self.sessions.clear()
+        """Leave cleanly: anything still claimed goes back to the queue, and this worker's
+        heartbeat and claimer entry are removed (so bookkeeping never accumulates)."""
+        self.reset_connections()
+        self.requeue_current()
         for store in self.stores.values():
             with contextlib.suppress(IngestError):
                 store.unregister_worker(self.worker_id)
@@ -277,7 +278,5 @@ def run_worker(options: WorkerOptions, *, install_signals: bool = True) -> int:
                 runner.join(timeout=0.5)
     finally:
         for thread in threads:
-            if thread.current is not None:
-                thread.requeue_current()
             thread.close()
     return 1 if errors else 0
