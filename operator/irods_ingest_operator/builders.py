@@ -33,6 +33,7 @@ from irods_ingest_operator.constants import (
     WORKER_COMMAND,
     WORKER_CONTAINER_NAME,
     WORKER_DEPLOYMENT_SUFFIX,
+    WORKER_METRICS_PORT,
     WORKER_TMP_PATH,
     ConditionStatus,
     ConditionType,
@@ -223,7 +224,11 @@ def _worker_container(
     container: dict[str, Any] = {
         "name": WORKER_CONTAINER_NAME,
         "image": spec.workers.image or image_default,
-        "command": [*WORKER_COMMAND, "--job", ref.key, "--concurrency", str(spec.workers.concurrency)],
+        "command": [
+            *WORKER_COMMAND, "--job", ref.key, "--concurrency", str(spec.workers.concurrency),
+            "--metrics-port", str(WORKER_METRICS_PORT),
+        ],
+        "ports": [{"name": "metrics", "containerPort": WORKER_METRICS_PORT, "protocol": "TCP"}],
         "env": _worker_env(spec, redis),
         "volumeMounts": mounts,
         "securityContext": {

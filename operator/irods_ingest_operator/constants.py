@@ -67,6 +67,8 @@ SELECTOR_LABELS: Final[Mapping[str, str]] = MappingProxyType(
 # name is the instance label, so job names are limited to this length (checked by spec.py).
 WORKER_DEPLOYMENT_SUFFIX: Final = "-worker"
 WORKER_CONTAINER_NAME: Final = "worker"
+# Workers serve Prometheus metrics here (a PodMonitor can scrape the "metrics" port).
+WORKER_METRICS_PORT: Final = 9102
 MAX_LABEL_VALUE_LENGTH: Final = 63
 
 # --- The contract between the worker Deployment and the worker process ------------------------

@@ -22,7 +22,7 @@ import kopf
 from irods_ingest import logs
 from irods_ingest.errors import ConfigError, IngestError, PermanentError, RetryableError
 from irods_ingest.store.connection import connect
-from irods_ingest_operator import __version__
+from irods_ingest_operator import __version__, metrics
 from irods_ingest_operator.constants import (
     FINALIZER,
     GROUP,
@@ -80,8 +80,10 @@ def build_registry(settings: OperatorSettings, ctx: OperatorContext) -> kopf.Ope
             try:
                 outcome = Reconciler(ctx, body).reconcile()
             except RetryableError as exc:
+                metrics.RECONCILE_ERRORS.labels(*key.split("/", 1), "retryable").inc()
                 raise kopf.TemporaryError(str(exc), delay=10) from exc
             except PermanentError as exc:
+                metrics.RECONCILE_ERRORS.labels(*key.split("/", 1), "permanent").inc()
                 raise kopf.PermanentError(str(exc)) from exc
         _apply_status(patch, body.get("status"), outcome.status)
 
@@ -160,6 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except IngestError as exc:
         print(f"irods-ingest-operator: {exc}")
         return 1
+    if settings.metrics_port is not None:
+        metrics.serve(settings.metrics_port)
     kopf.run(
         registry=build_registry(settings, ctx),
         settings=kopf_settings(settings),

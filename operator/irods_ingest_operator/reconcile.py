@@ -28,6 +28,7 @@ from irods_ingest.control import prepare
 from irods_ingest.errors import ConfigError, IngestError, PermanentError
 from irods_ingest.store.connection import RedisClient
 from irods_ingest.store.jobstore import JobStore, RunStatus
+from irods_ingest_operator import metrics
 from irods_ingest_operator.builders import (
     DEFAULT_SCALE_DOWN_WINDOW,
     Health,
@@ -252,6 +253,12 @@ class Reconciler:
                                                 message=_run_message(run), observed_generation=self.generation,
                                                 now=self.now)
         deployment = self.ctx.kube.deployment_state(self.ref.namespace, worker_deployment_name(self.ref.name))
+        labels = (self.ref.namespace, self.ref.name)
+        metrics.QUEUE_DEPTH.labels(*labels).set(run.queued + run.delayed)
+        metrics.IN_FLIGHT.labels(*labels).set(run.in_flight)
+        metrics.WORKERS_DESIRED.labels(*labels).set(replicas)
+        metrics.WORKERS_READY.labels(*labels).set(deployment.ready if deployment else 0)
+        metrics.RUN_ACTIVE.labels(*labels).set(1 if run.active else 0)
         status: dict[str, Any] = {
             "observedGeneration": self.generation,
             "conditions": conditions,
@@ -292,6 +299,7 @@ class Reconciler:
         last_sync = self.last_successful_sync(run)
         if last_sync is not None:
             status["lastSyncTime"] = format_time(last_sync)
+            metrics.LAST_SUCCESSFUL_SYNC.labels(*labels).set(last_sync.timestamp())
         if spec.schedule and not spec.suspend:
             status["nextSyncTime"] = format_time(next_fire_time(spec.schedule, self.now))
         processed = c["files_synced"] + c["files_unchanged"] + c["files_failed"]
@@ -315,6 +323,7 @@ class Reconciler:
         if self.store.memo().get(MEMO_REPORTED_RUN) == run.run_id:
             return
         self.store.set_memo(MEMO_REPORTED_RUN, run.run_id)
+        metrics.RUNS.labels(self.ref.namespace, self.ref.name, "succeeded" if run.state == "done" else "failed").inc()
         if run.state == "done":
             self.event(EventReason.RUN_SUCCEEDED, _run_message(run))
         else:
@@ -372,4 +381,5 @@ def cleanup(ctx: OperatorContext, namespace: str, name: str) -> int:
     store = JobStore(ctx.redis, f"{namespace}/{name}")
     store.stop_run("the SyncJob was deleted")
     _scale_history.pop(store.job, None)
+    metrics.forget(namespace, name)
     return store.delete_job()

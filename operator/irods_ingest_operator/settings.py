@@ -31,6 +31,8 @@ class OperatorSettings:
     reconcile_interval: float = 5.0
     # Scale-down stabilisation window in seconds.                         SCALE_DOWN_WINDOW
     scale_down_window: timedelta = timedelta(seconds=120)
+    # Port of the Prometheus /metrics endpoint ("" disables).              METRICS_PORT
+    metrics_port: int | None = 9101
     # Liveness endpoint ("" disables).                                     LIVENESS_ENDPOINT
     liveness_endpoint: str = "http://0.0.0.0:8080/healthz"
     # Deleting a SyncJob while Redis is down: attempts, and the first delay
@@ -78,6 +80,12 @@ class OperatorSettings:
         except ValueError:
             cleanup_attempts = 5
             problems.append(ConfigProblem(PREFIX + "CLEANUP_ATTEMPTS", f"{get('CLEANUP_ATTEMPTS')!r} is not a positive integer", "fix it"))
+        metrics_port: int | None = None
+        if get("METRICS_PORT", "9101"):
+            try:
+                metrics_port = int(get("METRICS_PORT", "9101"))
+            except ValueError:
+                problems.append(ConfigProblem(PREFIX + "METRICS_PORT", f"{get('METRICS_PORT')!r} is not a port", "fix it"))
         log_format = get("LOG_FORMAT", "json").lower()
         if log_format not in ("json", "text"):
             problems.append(ConfigProblem(PREFIX + "LOG_FORMAT", f"{log_format!r} is unknown", "use json or text"))
@@ -93,6 +101,7 @@ class OperatorSettings:
             scale_down_window=timedelta(seconds=numbers["SCALE_DOWN_WINDOW"]),
             liveness_endpoint=get("LIVENESS_ENDPOINT", cls.liveness_endpoint),
             cleanup_attempts=cleanup_attempts,
+            metrics_port=metrics_port,
             cleanup_backoff=numbers["CLEANUP_BACKOFF"],
             log_level=get("LOG_LEVEL", "INFO"),
             log_format=log_format,

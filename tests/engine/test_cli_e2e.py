@@ -81,3 +81,54 @@ def test_demo_runs_on_embedded_defaults(tmp_path: Path) -> None:
     # it cleaned up: no redis-server or test server left behind by this demo
     leftovers = subprocess.run(["pgrep", "-f", "irods-ingest-demo-"], capture_output=True, text=True)
     assert leftovers.stdout.strip() == ""
+
+
+def scrape(port: int) -> dict[str, float]:
+    """The samples of a /metrics endpoint, keyed by 'name{labels}'."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            samples[key] = float(value)
+    return samples
+
+
+def test_worker_metrics_endpoint(redis_url: str, irods_env: IrodsEnv, irods_session, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from irods_ingest.testing.processes import free_port, stop_process, wait_until
+
+    source = tmp_path / "src"
+    source.mkdir()
+    for i in range(12):
+        (source / f"f{i}").write_bytes(b"x" * 100)
+    (source / "skip.tmp").write_bytes(b"t")
+    target = f"{irods_env.home}/metrics_{os.getpid()}"
+    env = cli_env(redis_url, irods_env)
+    started = irods_ingest("start", str(source), target, "--job-name", "metrics", "--operation", "Put",
+                           "--exclude-file-name", r".*\.tmp", env=env)
+    assert started.returncode == 0, started.stderr
+    port = free_port()
+    worker = subprocess.Popen([sys.executable, "-m", "irods_ingest", "worker", "--job", "metrics", "--metrics-port",
+                               str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def finished() -> bool:
+            try:
+                return scrape(port).get('irods_ingest_tasks_total{job="metrics",kind="finalize",result="done"}', 0) >= 1
+            except OSError:
+                return False
+
+        wait_until(finished, timeout=60, what="the run's FINALIZE task in the worker's metrics")
+        samples = scrape(port)
+    finally:
+        stop_process(worker)
+    assert samples['irods_ingest_files_total{job="metrics",operation="Put",result="synced"}'] == 12
+    assert samples['irods_ingest_files_total{job="metrics",operation="Put",result="excluded"}'] == 1
+    assert samples['irods_ingest_bytes_total{job="metrics",operation="Put",result="synced"}'] == 1200
+    assert samples['irods_ingest_task_duration_seconds_count{job="metrics",kind="files"}'] >= 1
+    assert samples['irods_ingest_irods_call_duration_seconds_count{call="uploading"}'] == 12
+    assert samples["irods_ingest_claim_wait_seconds_count"] >= 3
+    assert not any(str(source) in key for key in samples)  # paths never become labels
+    irods_session().collections.remove(target, recurse=True, force=True)

@@ -243,7 +243,10 @@ def test_container_command_names_the_job_and_concurrency() -> None:
         "science/archive",
         "--concurrency",
         "3",
+        "--metrics-port",
+        "9102",
     ]
+    assert container(built)["ports"] == [{"name": "metrics", "containerPort": 9102, "protocol": "TCP"}]
 
 
 def test_security_context_is_restricted() -> None:

@@ -114,6 +114,7 @@ def operator_process(kube_control_plane: ControlPlane, kube_namespace: str, redi
         IRODS_INGEST_OPERATOR_RECONCILE_INTERVAL="0.5",
         IRODS_INGEST_OPERATOR_SCALE_DOWN_WINDOW="2",
         IRODS_INGEST_OPERATOR_LIVENESS_ENDPOINT=f"http://127.0.0.1:{free_port()}/healthz",
+        IRODS_INGEST_OPERATOR_METRICS_PORT=str(free_port()),
         IRODS_INGEST_OPERATOR_LOG_LEVEL="INFO",
     )
     process = OperatorProcess(env, log)
@@ -156,6 +157,22 @@ def kubelet(kube_api: k8s.ApiClient, kube_namespace: str, tmp_path: Path) -> Ite
         yield running
 
 
+def _scrape_or_none(port: int) -> dict[str, float] | None:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return None
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            samples[key] = float(value)
+    return samples
+
+
 def make_tree(root: Path, count: int) -> None:
     for i in range(count):
         path = root / f"dir{i % 3}" / f"file{i}.dat"
@@ -193,6 +210,12 @@ def test_syncjob_runs_end_to_end(cluster: Cluster, operator_process: OperatorPro
     listed = {obj.name for _c, _s, objs in session.collections.get(collection).walk() for obj in objs}
     assert listed == {f"file{i}.dat" for i in range(15)}
     assert kubelet.max_seen["ingest-worker"] >= 1  # workers were scaled up for the run...
+    port = int(operator_process.env["IRODS_INGEST_OPERATOR_METRICS_PORT"])
+    job_labels = f'job="ingest",namespace="{cluster.namespace}"'
+    samples = wait_for("the operator's metrics", lambda: _scrape_or_none(port))
+    assert samples[f'irods_ingest_runs_total{{{job_labels},outcome="succeeded"}}'] == 1
+    assert samples[f"irods_ingest_last_successful_sync_timestamp_seconds{{{job_labels}}}"] > time.time() - 300
+    assert samples[f"irods_ingest_queue_depth_tasks{{{job_labels}}}"] == 0
     wait_for("workers scaled to zero after the run", lambda: kubelet.running("ingest-worker") == 0)  # ...and down
 
     # A scheduled second run only syncs what changed.
@@ -338,6 +361,7 @@ def test_deletion_never_hangs_when_redis_is_down(kube_control_plane: ControlPlan
         IRODS_INGEST_OPERATOR_CLEANUP_ATTEMPTS="2",
         IRODS_INGEST_OPERATOR_CLEANUP_BACKOFF="0.2",
         IRODS_INGEST_OPERATOR_LIVENESS_ENDPOINT="",
+        IRODS_INGEST_OPERATOR_METRICS_PORT="",
     )
     operator = OperatorProcess(env, tmp_path / "operator.log")
     try:

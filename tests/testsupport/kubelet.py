@@ -121,6 +121,9 @@ class LocalKubelet:
         command = list(container.command or []) + list(container.args or [])
         if command[:1] == ["irods-ingest"]:
             command = [sys.executable, "-m", "irods_ingest", *command[1:]]
+        if "--metrics-port" in command:
+            # Pods have a network namespace each; local replicas share one, so each takes a free port.
+            command[command.index("--metrics-port") + 1] = "0"
         log = pod_dir / "log.txt"
         handle = log.open("wb")
         process = subprocess.Popen(command, env=env, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)

@@ -92,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--job", action="append", required=True, dest="jobs", help="job to serve (repeatable)")
     _opt(worker, "--concurrency", type=int, default=1)
     _opt(worker, "--exit-when-idle", action="store_true", help="exit when the served jobs have no active run")
+    _opt(worker, "--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
     _add_redis(worker)
 
     demo = sub.add_parser("demo", help="a whole ingest on embedded defaults (private Redis + iRODS test server)")
@@ -323,7 +324,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     if args.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
-    return run_worker(WorkerOptions(jobs=args.jobs, redis_url=args.redis_url, concurrency=args.concurrency, exit_when_idle=args.exit_when_idle))
+    return run_worker(
+        WorkerOptions(
+            jobs=args.jobs,
+            redis_url=args.redis_url,
+            concurrency=args.concurrency,
+            exit_when_idle=args.exit_when_idle,
+            metrics_port=args.metrics_port,
+        )
+    )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

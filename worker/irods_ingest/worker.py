@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 
+from irods_ingest import metrics
 from irods_ingest.config import JobConfig
 from irods_ingest.errors import HandlerError, IngestError, StoreUnavailable
 from irods_ingest.execute import RunContext, TaskExecutor
@@ -46,6 +47,7 @@ class WorkerOptions:
     redis_url: str | None = None
     concurrency: int = 1
     exit_when_idle: bool = False  # stop once every job's current run has ended
+    metrics_port: int | None = None  # serve Prometheus metrics on this port (0 = any free port)
     irods_settings: IrodsSettings | None = None
     name: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
 
@@ -127,6 +129,7 @@ class WorkerThread:
         self._last_heartbeat = time.monotonic()
         while not self.shutdown.warm.is_set():
             self.housekeeping()
+            waited = time.perf_counter()
             claimed = self.claim_any(block=False)
             if claimed is None:
                 if self.options.exit_when_idle and self.all_idle():
@@ -134,6 +137,7 @@ class WorkerThread:
                 claimed = self.claim_any(block=True)
                 if claimed is None:
                     continue
+            metrics.CLAIM_WAIT.observe(time.perf_counter() - waited)
             store, raw, task = claimed
             self.current = (store, raw)
             try:
@@ -192,6 +196,7 @@ class WorkerThread:
                  "time": time.time(), "task": task.id, "kind": task.kind.value, "traceback": traceback.format_exc()[-4000:]}
             )
         result = store.ack(self.worker_id, raw, task, outcome)
+        self.count(store.job, config, task, outcome, result, time.monotonic() - started)
         log.info(
             "task_done",
             extra={
@@ -205,6 +210,19 @@ class WorkerThread:
                 "seconds": round(time.monotonic() - started, 4),
             },
         )
+
+    @staticmethod
+    def count(job: str, config: JobConfig, task: Task, outcome: TaskOutcome, result: str, seconds: float) -> None:
+        """Metrics for an acknowledged task (a stale or fenced ack changed nothing, so counts nothing)."""
+        kind = task.kind.value
+        if result in ("stale", "fenced"):
+            metrics.TASKS.labels(job, kind, "dropped").inc()
+            return
+        metrics.record_outcome(job, config.operation.value, outcome.counters)
+        metrics.TASKS.labels(job, kind, "failed" if outcome.counters.get("tasks_failed") else "done").inc()
+        if outcome.delay:
+            metrics.RETRIES.labels(job, kind).inc(len(outcome.delay))
+        metrics.TASK_DURATION.labels(job, kind).observe(seconds)
 
     def execute(self, store: JobStore, config: JobConfig, task: Task) -> TaskOutcome:
         cache = self.handlers.setdefault(store.job, HandlerCache(store.load_handler))
@@ -242,6 +260,9 @@ def run_worker(options: WorkerOptions, *, install_signals: bool = True) -> int:
     """Run ``options.concurrency`` worker threads until shutdown (or idle, if asked)."""
     shutdown = ShutdownState()
     handlers: dict[str, HandlerCache] = {}
+    if options.metrics_port is not None:
+        port = metrics.serve(options.metrics_port)
+        log.info("metrics_serving", extra={"port": port})
     threads: list[WorkerThread] = [WorkerThread(options, i, shutdown, handlers) for i in range(options.concurrency)]
 
     if install_signals:

@@ -19,6 +19,7 @@ from irods.models import Collection, DataObject
 from irods.session import iRODSSession
 
 from irods_ingest.errors import PermanentError, RetryableError
+from irods_ingest.metrics import irods_call
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,13 @@ _RETRYABLE_CODES = frozenset({"SYS_HEADER_READ_LEN_ERR", "SYS_SOCK_READ_ERR", "S
 
 @contextmanager
 def irods_errors(action: str, path: str) -> Iterator[None]:
+    """Translate PRC errors for ``action`` on ``path``; time the call for the metrics."""
+    with irods_call(action.split()[0]), _translated(action, path):
+        yield
+
+
+@contextmanager
+def _translated(action: str, path: str) -> Iterator[None]:
     try:
         yield
     except irods_exc.NetworkException as exc:
