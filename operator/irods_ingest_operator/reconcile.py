@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from irods_ingest.config import JobConfig
-from irods_ingest.control import prepare
+from irods_ingest.control import prepare, retry_failed
 from irods_ingest.errors import ConfigError, IngestError, PermanentError
 from irods_ingest.store.connection import RedisClient
 from irods_ingest.store.jobstore import JobStore, RunStatus
@@ -64,6 +64,7 @@ MEMO_RUN_NOW = "op:run_now"
 MEMO_SCHEDULE_SLOT = "op:schedule_slot"
 MEMO_REPORTED_RUN = "op:reported_run"
 MEMO_STARTED_ONCE = "op:started_once"
+MEMO_RETRY_FAILED = "op:retry_failed"
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,16 @@ class Reconciler:
         if spec.run_now and spec.run_now != memo.get(MEMO_RUN_NOW):
             self.store.set_memo(MEMO_RUN_NOW, spec.run_now)
             return self.start(config, force=True, why=f"runNow={spec.run_now}")
+        if spec.retry_failed and spec.retry_failed != memo.get(MEMO_RETRY_FAILED):
+            if run.active:
+                return None  # acted on once the active run has ended
+            self.store.set_memo(MEMO_RETRY_FAILED, spec.retry_failed)
+            result = retry_failed(self.ctx.redis, self.ref.key)
+            if result.started:
+                self.event(EventReason.RUN_STARTED, f"run {result.run_id} started (retryFailed={spec.retry_failed})")
+                return result.run_id
+            self.event(EventReason.RUN_STARTED, "retryFailed: the last run has nothing to retry")
+            return None
         if spec.schedule:
             slot = self.due_slot(spec.schedule, memo.get(MEMO_SCHEDULE_SLOT))
             if slot is not None:

@@ -240,6 +240,7 @@ class SyncJobSpec:
     schedule: str | None = None
     suspend: bool = False
     run_now: str | None = None
+    retry_failed: str | None = None
     workers: Workers = Workers()
     initial_ingest: bool = False
     ignore_cache: bool = False
@@ -350,7 +351,8 @@ _E = TypeVar("_E", bound=StrEnum)
 _SPEC_KEYS: Final = frozenset(
     {
         "source", "destination", "operation", "deleteMode", "filter", "handler", "metadata", "schedule",
-        "suspend", "runNow", "workers", "initialIngest", "ignoreCache", "symlinks", "verifyChecksum",
+        "suspend", "runNow", "retryFailed", "workers", "initialIngest", "ignoreCache", "symlinks",
+        "verifyChecksum",
     }
 )  # fmt: skip
 _SOURCE_KEYS: Final = frozenset({"path", "volume", "s3"})
@@ -537,6 +539,7 @@ class _SpecReader:
         metadata = self.metadata(spec.get("metadata"))
         suspend = self.boolean(spec, "suspend", "spec", False)
         run_now = self.string(spec, "runNow", "spec") or None
+        retry_failed = self.string(spec, "retryFailed", "spec") or None
         initial_ingest = self.boolean(spec, "initialIngest", "spec", False)
         ignore_cache = self.boolean(spec, "ignoreCache", "spec", False)
         symlinks = self.enum(spec, "symlinks", "spec", SymlinkPolicy, DEFAULT_SYMLINKS)
@@ -554,6 +557,7 @@ class _SpecReader:
             schedule=schedule,
             suspend=suspend,
             run_now=run_now,
+            retry_failed=retry_failed,
             workers=workers,
             initial_ingest=initial_ingest,
             ignore_cache=ignore_cache,

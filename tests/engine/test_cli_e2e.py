@@ -132,3 +132,35 @@ def test_worker_metrics_endpoint(redis_url: str, irods_env: IrodsEnv, irods_sess
     assert samples["irods_ingest_claim_wait_seconds_count"] >= 3
     assert not any(str(source) in key for key in samples)  # paths never become labels
     irods_session().collections.remove(target, recurse=True, force=True)
+
+
+def test_retry_redoes_only_the_failed_files(redis_url: str, irods_env: IrodsEnv, irods_session, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    source = tmp_path / "src"
+    for i in range(8):
+        (source / f"d{i % 2}").mkdir(parents=True, exist_ok=True)
+        (source / f"d{i % 2}" / f"f{i}.txt").write_text(f"file {i}")
+    marker = tmp_path / "refuse"
+    marker.write_text("while this exists, f3 and f6 are refused")
+    handler = tmp_path / "handler.py"
+    handler.write_text(
+        "import os\nfrom irods_capability_automated_ingest.core import Core\n"
+        "class event_handler(Core):\n"
+        "    @staticmethod\n"
+        "    def pre_data_obj_create(hdlr_mod, logger, session, meta, **options):\n"
+        f"        if os.path.exists({str(marker)!r}) and meta['path'].endswith(('f3.txt', 'f6.txt')):\n"
+        "            raise RuntimeError('refused for now')\n"
+    )
+    target = f"{irods_env.home}/retry_{os.getpid()}"
+    env = cli_env(redis_url, irods_env)
+    first = irods_ingest("start", str(source), target, "--job-name", "retry-job", "--operation", "Put",
+                         "--event-handler", str(handler), "--workers", "1", env=env)
+    assert first.returncode == 1 and "synced 6" in first.stderr and "failed 2" in first.stderr
+    marker.unlink()
+    retried = irods_ingest("retry", "retry-job", "--workers", "1", env=env)
+    assert retried.returncode == 0, retried.stderr
+    assert "discovered 2, synced 2" in retried.stderr  # only the two failed files, no rescan
+    names = {o.name for _c, _s, objs in irods_session().collections.get(target).walk() for o in objs}
+    assert names == {f"f{i}.txt" for i in range(8)}
+    again = irods_ingest("retry", "retry-job", env=env)
+    assert again.returncode == 0 and "nothing to retry" in again.stderr
+    irods_session().collections.remove(target, recurse=True, force=True)

@@ -340,6 +340,7 @@ FULL = {
     "schedule": "0 3 * * *",
     "suspend": False,
     "runNow": "1",
+    "retryFailed": "1",
     "workers": {
         "image": "img:1",
         "imagePullPolicy": "IfNotPresent",

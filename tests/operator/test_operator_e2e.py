@@ -378,3 +378,43 @@ def test_deletion_never_hangs_when_redis_is_down(kube_control_plane: ControlPlan
         assert "CleanupIncomplete" in cluster.events("orphan")
     finally:
         stop_process(operator.process)
+
+
+REFUSING_HANDLER = """
+import os
+from irods_capability_automated_ingest.core import Core
+
+class event_handler(Core):
+    @staticmethod
+    def pre_data_obj_create(hdlr_mod, logger, session, meta, **options):
+        if os.path.exists({marker!r}) and meta["path"].endswith("file3.dat"):
+            raise RuntimeError("refused for now")
+"""
+
+
+def test_retry_failed_redoes_only_the_failures(cluster: Cluster, operator_process: OperatorProcess,
+                                               kubelet: LocalKubelet, irods_session: Callable[..., Any],
+                                               irods_env: IrodsEnv, host_dir: Path) -> None:
+    source = host_dir / "source"
+    make_tree(source, 9)
+    marker = host_dir / "refuse"
+    marker.write_text("x")
+    collection = f"{irods_env.home}/retry_{cluster.namespace}"
+    cluster.core.create_namespaced_config_map(cluster.namespace, k8s.V1ConfigMap(
+        metadata=k8s.V1ObjectMeta(name="handler"), data={"handler.py": REFUSING_HANDLER.format(marker=str(marker))}))
+    cluster.create_syncjob("flaky", job_spec(source, collection, operation="Put",
+                                             handler={"configMapRef": {"name": "handler"}}))
+    wait_for("the first run to fail", lambda: (cluster.condition("flaky", "Failed") or {}).get("status") == "True")
+    status = cluster.get("flaky")["status"]
+    assert (status["files"]["synced"], status["files"]["failed"]) == (8, 1)
+    assert status["recentFailures"][0]["path"].endswith("file3.dat")
+    first_run = status["run"]["id"]
+    marker.unlink()
+    cluster.patch_spec("flaky", {"retryFailed": "now"})
+    wait_for("the retry run to succeed", lambda: cluster.get("flaky")["status"]["run"]["id"] != first_run
+             and (cluster.condition("flaky", "Succeeded") or {}).get("status") == "True")
+    files = cluster.get("flaky")["status"]["files"]
+    assert (files["discovered"], files["synced"], files["failed"]) == (1, 1, 0)  # only the failed file, no rescan
+    names = {o.name for _c, _s, objs in irods_session().collections.get(collection).walk() for o in objs}
+    assert len(names) == 9
+    irods_session().collections.remove(collection, recurse=True, force=True)

@@ -84,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "failures":
             p.add_argument("--format", choices=["table", "json"], default="table")
 
+    retry = sub.add_parser("retry", help="redo only what failed in a job's last run, without rescanning")
+    retry.add_argument("job_name", metavar="JOB")
+    _add_redis(retry)
+    _opt(retry, "--workers", type=int, default=0, help="start N local worker processes and wait")
+    _opt(retry, "--progress", action="store_true", help="show a live progress bar (with --workers)")
+
     lst = sub.add_parser("list", help="list jobs with their current or last run")
     _add_redis(lst)
     lst.add_argument("--format", choices=["table", "json"], default="table")
@@ -319,6 +325,32 @@ def cmd_failures(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_retry(args: argparse.Namespace) -> int:
+    from irods_ingest.control import retry_failed
+    from irods_ingest.store.jobstore import JobStore
+
+    client = _client(args)
+    result = retry_failed(client, args.job_name)
+    if not result.started:
+        print(f"job {args.job_name}: nothing to retry (its last run has no failed files)", file=sys.stderr)
+        return EXIT_OK
+    print(json.dumps({"job": args.job_name, "run": result.run_id, "retry": True}))
+    if not args.workers:
+        return EXIT_OK
+    workers = spawn_workers(args.job_name, args.workers, args.redis_url, args.log_level)
+    try:
+        follow(client, args.job_name, result.run_id, args.progress)
+    finally:
+        for process in workers:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.terminate()
+    final = JobStore(client, args.job_name).status()
+    print(summary(final), file=sys.stderr)
+    return EXIT_OK if final.state == "done" else EXIT_FAILED
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     from irods_ingest.worker import WorkerOptions, run_worker
 
@@ -354,6 +386,7 @@ COMMANDS = {
     "watch": cmd_watch,
     "list": cmd_list,
     "failures": cmd_failures,
+    "retry": cmd_retry,
     "worker": cmd_worker,
     "demo": cmd_demo,
     "test-server": cmd_test_server,

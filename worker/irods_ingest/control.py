@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from irods_ingest.config import JobConfig, cache_generation, check
-from irods_ingest.errors import ConfigError, ConfigProblem, HandlerError
+from irods_ingest.errors import ConfigError, ConfigProblem, HandlerError, PermanentError
 from irods_ingest.handlers import compile_handler, to_delete_mode
 from irods_ingest.store.connection import RedisClient
 from irods_ingest.store.jobstore import JobStore, RunStatus, list_jobs
+from irods_ingest.tasks import FileEntry, Task, TaskKind
 
 
 @dataclass(frozen=True)
@@ -73,3 +77,60 @@ def watch(client: RedisClient, job: str, *, interval: float = 0.5, run_id: str |
         if not status.active:
             return
         time.sleep(interval)
+
+
+def retry_tasks(config: JobConfig, failures: list[dict[str, Any]], run_id: str) -> tuple[list[Task], int]:
+    """Tasks that redo exactly what failed in the last run (no rescan), and how many files they hold."""
+    root = config.source_path
+    batches: dict[str, list[FileEntry]] = {}
+    scans: set[str] = set()
+    deletes: list[str] = []
+    for record in failures:
+        kind, path, outcome = record.get("kind"), str(record.get("path") or ""), record.get("outcome")
+        if not path or outcome == "skipped":
+            continue
+        if kind == "delete":
+            deletes.append(path)
+            continue
+        relative = os.path.relpath(path, root) if path != root else ""
+        if relative.startswith(".."):
+            continue  # not under the source: nothing to redo here
+        if kind == "scan" and outcome is None:
+            scans.add("" if relative == "." else relative)  # a directory that could not be listed
+            continue
+        directory, name = os.path.split(relative)
+        try:
+            st = os.lstat(path)
+            entry = FileEntry(name, st.st_size, st.st_mtime_ns, "link" if stat.S_ISLNK(st.st_mode) else "regular")
+        except OSError:
+            entry = FileEntry(name, 0, 0)  # gone: the sync records it as vanished
+        batches.setdefault(directory, []).append(entry)
+    tasks: list[Task] = [Task(TaskKind.SCAN, run_id, directory=d) for d in sorted(scans)]
+    files = 0
+    for directory, entries in sorted(batches.items()):
+        unique = list({e.name: e for e in entries}.values())
+        files += len(unique)
+        for start in range(0, len(unique), config.files_per_task):
+            tasks.append(Task(TaskKind.FILES, run_id, directory=directory, entries=tuple(unique[start : start + config.files_per_task])))
+    for start in range(0, len(deletes), config.files_per_task):
+        tasks.append(Task(TaskKind.DELETE, run_id, paths=tuple(deletes[start : start + config.files_per_task])))
+    return tasks, files + len(deletes)
+
+
+def retry_failed(client: RedisClient, job: str, *, force: bool = False) -> StartResult:
+    """Start a run that redoes only the last run's failures (files, unlistable directories, deletes)."""
+    store = JobStore(client, job)
+    config = store.load_config()
+    if config is None:
+        raise PermanentError(f"job {job} does not exist")
+    status = store.status()
+    if status.active and not force:
+        raise PermanentError(f"job {job} has an active run {status.run_id}; retry after it ends (or stop it)")
+    failures = store.failures()
+    planned, files = retry_tasks(config, failures, "probe")
+    if not planned:
+        return StartResult(False, "")
+    started, run_id = store.start_run(
+        config, force=force, initial_tasks=lambda rid: retry_tasks(config, failures, rid)[0], known_files=files
+    )
+    return StartResult(started, run_id)

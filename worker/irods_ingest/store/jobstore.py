@@ -11,7 +11,7 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,14 +163,26 @@ class JobStore:
         return _str(raw) or None
 
     # ----------------------------------------------------------------- runs
-    def start_run(self, config: JobConfig, *, force: bool = False, run_id: str | None = None) -> tuple[bool, str]:
-        """Start a run (the root scan task queued). Returns (started, run id).
+    def start_run(
+        self,
+        config: JobConfig,
+        *,
+        force: bool = False,
+        run_id: str | None = None,
+        initial_tasks: Callable[[str], list[Task]] | None = None,
+        known_files: int = 0,
+    ) -> tuple[bool, str]:
+        """Start a run. Returns (started, run id).
 
-        With an active run and ``force`` false, nothing changes and (False, active id)
-        comes back: starting is idempotent for a caller that retries.
+        A full run starts from the root scan task; a retry run from ``initial_tasks(run_id)``
+        (with ``known_files`` counted as discovered). With an active run and ``force``
+        false, nothing changes and (False, active id) comes back: starting is idempotent
+        for a caller that retries.
         """
         run_id = run_id or new_run_id()
-        root = Task(kind=TaskKind.SCAN, run=run_id, directory="")
+        tasks = initial_tasks(run_id) if initial_tasks else [Task(kind=TaskKind.SCAN, run=run_id, directory="")]
+        if not tasks:
+            raise ValueError("a run needs at least one task")
         with translated_errors():
             status, rid = self._start(
                 keys=[
@@ -182,7 +194,16 @@ class JobStore:
                     self.keys.history,
                     JOBS_INDEX,
                 ],
-                args=[run_id, f"{time.time():.3f}", root.encode(), json.dumps(config.to_dict()), "1" if force else "0", self.job],
+                args=[
+                    run_id,
+                    f"{time.time():.3f}",
+                    json.dumps([t.encode() for t in tasks]),
+                    json.dumps(config.to_dict()),
+                    "1" if force else "0",
+                    self.job,
+                    known_files,
+                    "retry" if initial_tasks else "full",
+                ],
             )
         return _str(status) == "started", _str(rid)
 

@@ -40,7 +40,8 @@ end
 """
 
 # KEYS: job, run, queue, delayed, failures, history, jobs_index
-# ARGV: run_id, now, root_scan_raw, config_json, force ("1" to replace an active run), job name
+# ARGV: run_id, now, initial tasks (JSON array of raw tasks), config_json, force ("1" to replace
+#       an active run), job name, files already known (a retry run), run kind (full | retry)
 START_RUN: Final = """
 local state = redis.call('HGET', KEYS[2], 'state')
 if (state == 'running' or state == 'finishing') and ARGV[5] ~= '1' then
@@ -61,8 +62,10 @@ if state then
 end
 redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
 redis.call('HSET', KEYS[1], 'config', ARGV[4], 'run', ARGV[1])
-redis.call('HSET', KEYS[2], 'id', ARGV[1], 'state', 'running', 'started', ARGV[2], 'tasks_enqueued', 1)
-redis.call('LPUSH', KEYS[3], ARGV[3])
+local initial = cjson.decode(ARGV[3])
+redis.call('HSET', KEYS[2], 'id', ARGV[1], 'state', 'running', 'started', ARGV[2], 'tasks_enqueued', #initial,
+           'files_discovered', ARGV[7], 'kind', ARGV[8])
+for _, raw in ipairs(initial) do redis.call('LPUSH', KEYS[3], raw) end
 redis.call('SADD', KEYS[7], ARGV[6])
 return {'started', ARGV[1]}
 """
