@@ -85,6 +85,11 @@ def _translated(action: str, path: str) -> Iterator[None]:
         message = f"{action} {path}: iRODS error {name} ({code})" + (f": {detail}" if detail and detail != name else "")
         if name in _RETRYABLE_CODES:
             raise RetryableError(message) from exc
+        if name == "CAT_INVALID_AUTHENTICATION":
+            raise PermanentError(
+                f"{action} {path}: iRODS refused the password (CAT_INVALID_AUTHENTICATION); "
+                "check IRODS_PASSWORD or the connection Secret"
+            ) from exc
         raise PermanentError(message) from exc
     except irods_exc.DoesNotExist as exc:
         raise PermanentError(f"{action} {path}: does not exist in iRODS") from exc
