@@ -20,7 +20,7 @@ from irods_ingest.control import start_job
 from irods_ingest.irods_io.session import IrodsSettings
 from irods_ingest.store.connection import connect
 from irods_ingest.store.jobstore import JobStore, RunStatus
-from irods_ingest.worker import WorkerOptions, run_worker
+from irods_ingest.worker import Timing, WorkerOptions, run_worker
 
 pytestmark = pytest.mark.redis
 
@@ -75,7 +75,7 @@ def test_run_counts_every_file_once_and_finishes(redis_url: str, tmp_path: Path)
 
 
 def _worker_process(redis_url: str, job: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "IRODS_INGEST_REDIS_URL": redis_url, "IRODS_HOST": "127.0.0.1", "IRODS_PORT": "1",
+    env = {**os.environ, "IRODS_INGEST_REDIS_URL": redis_url, "IRODS_INGEST_HEARTBEAT_TTL": "1", "IRODS_HOST": "127.0.0.1", "IRODS_PORT": "1",
            "IRODS_USER_NAME": "x", "IRODS_ZONE_NAME": "tempZone", "IRODS_PASSWORD": "x"}
     handle = log.open("ab")
     return subprocess.Popen(
@@ -94,9 +94,7 @@ class event_handler(Core):
 """
 
 
-def test_sigkilled_worker_loses_nothing(redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import irods_ingest.worker as worker_module
-
+def test_sigkilled_worker_loses_nothing(redis_url: str, tmp_path: Path) -> None:
     total = make_tree(tmp_path / "src", dirs=6, files_per_dir=20)
     client = connect(redis_url)
     start_job(client, noop_config("kill", tmp_path / "src", files_per_task=5), SLOW_HANDLER)
@@ -106,10 +104,10 @@ def test_sigkilled_worker_loses_nothing(redis_url: str, tmp_path: Path, monkeypa
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=10)
     assert store.status().in_flight >= 0
-    # A survivor reaps the victim's tasks once its heartbeat expires (shortened for the test).
-    monkeypatch.setattr(worker_module, "REAP_INTERVAL_SECONDS", 0.2)
-    client.delete(*[k for k in client.scan_iter(match=store.keys.heartbeat_prefix + "*")])
-    assert run_worker(WorkerOptions(jobs=["kill"], redis_url=redis_url, concurrency=2, exit_when_idle=True, irods_settings=UNUSED_IRODS), install_signals=False) == 0
+    # A survivor requeues the victim's tasks once its heartbeat expires (1 s in this test).
+    assert run_worker(WorkerOptions(jobs=["kill"], redis_url=redis_url, concurrency=2, exit_when_idle=True,
+                                    irods_settings=UNUSED_IRODS, timing=Timing(heartbeat_ttl=1.0)),
+                      install_signals=False) == 0
     status = store.status()
     assert status.state == "done", (status, store.failures())
     assert status.counters["files_synced"] == total

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
+from typing import TypeVar
 
 from irods_ingest import metrics
 from irods_ingest.config import JobConfig
@@ -34,11 +35,32 @@ from irods_ingest.store.jobstore import JobStore, TaskOutcome
 from irods_ingest.tasks import Task
 
 log = logging.getLogger("irods_ingest.worker")
+T = TypeVar("T")
 
 HEARTBEAT_TTL_SECONDS = 15.0
-HEARTBEAT_INTERVAL_SECONDS = 3.0
-REAP_INTERVAL_SECONDS = 5.0
 CLAIM_TIMEOUT_SECONDS = 1.0
+MAX_STORE_BACKOFF_SECONDS = 5.0
+HEARTBEAT_TTL_ENV = "IRODS_INGEST_HEARTBEAT_TTL"
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How fast a dead worker is noticed: its heartbeat expires after ``heartbeat_ttl``."""
+
+    heartbeat_ttl: float = HEARTBEAT_TTL_SECONDS
+
+    @property
+    def heartbeat_interval(self) -> float:
+        return self.heartbeat_ttl / 5
+
+    @property
+    def reap_interval(self) -> float:
+        return self.heartbeat_ttl / 3
+
+    @classmethod
+    def from_environment(cls) -> Timing:
+        value = os.environ.get(HEARTBEAT_TTL_ENV)
+        return cls(heartbeat_ttl=float(value)) if value else cls()
 
 
 @dataclass
@@ -48,6 +70,7 @@ class WorkerOptions:
     concurrency: int = 1
     exit_when_idle: bool = False  # stop once every job's current run has ended
     metrics_port: int | None = None  # serve Prometheus metrics on this port (0 = any free port)
+    timing: Timing = field(default_factory=Timing.from_environment)
     irods_settings: IrodsSettings | None = None
     name: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
 
@@ -75,8 +98,8 @@ class WorkerThread:
         self.handlers = handlers
         self.sessions: dict[tuple[str, str] | None, IrodsCatalog] = {}
         self._settings = options.irods_settings
-        self._last_heartbeat = 0.0
         self._last_reap = 0.0
+        self.finished = False
         self.current: tuple[JobStore, bytes] | None = None
 
     # ---------------------------------------------------------------- iRODS sessions
@@ -107,13 +130,13 @@ class WorkerThread:
         self.client.close()
 
     # ---------------------------------------------------------------- loop
+    def heartbeat(self) -> None:
+        for store in self.stores.values():
+            store.heartbeat(self.worker_id, self.options.timing.heartbeat_ttl)
+
     def housekeeping(self) -> None:
         now = time.monotonic()
-        if now - self._last_heartbeat >= HEARTBEAT_INTERVAL_SECONDS:
-            for store in self.stores.values():
-                store.heartbeat(self.worker_id, HEARTBEAT_TTL_SECONDS)
-            self._last_heartbeat = now
-        if now - self._last_reap >= REAP_INTERVAL_SECONDS:
+        if now - self._last_reap >= self.options.timing.reap_interval:
             for store in self.stores.values():
                 config = store.load_config()
                 max_attempts = (config.max_retries if config else 3) + 1
@@ -124,19 +147,14 @@ class WorkerThread:
             self._last_reap = now
 
     def run(self) -> None:
-        for store in self.stores.values():
-            store.register_worker(self.worker_id, HEARTBEAT_TTL_SECONDS)
-        self._last_heartbeat = time.monotonic()
+        self.with_store_retries(lambda: self.heartbeat())
         while not self.shutdown.warm.is_set():
-            self.housekeeping()
             waited = time.perf_counter()
-            claimed = self.claim_any(block=False)
+            claimed = self.with_store_retries(self.next_task)
+            if self.finished:
+                return
             if claimed is None:
-                if self.options.exit_when_idle and self.all_idle():
-                    return
-                claimed = self.claim_any(block=True)
-                if claimed is None:
-                    continue
+                continue
             metrics.CLAIM_WAIT.observe(time.perf_counter() - waited)
             store, raw, task = claimed
             self.current = (store, raw)
@@ -144,6 +162,33 @@ class WorkerThread:
                 self.process(store, raw, task)
             finally:
                 self.current = None
+
+    def next_task(self) -> tuple[JobStore, bytes, Task] | None:
+        """A claimed task, or None (then ``finished`` tells an exit-when-idle worker to leave)."""
+        self.housekeeping()
+        claimed = self.claim_any(block=False)
+        if claimed is None:
+            if self.options.exit_when_idle and self.all_idle():
+                self.finished = True
+                return None
+            claimed = self.claim_any(block=True)
+        return claimed
+
+    def with_store_retries(self, step: Callable[[], T]) -> T | None:
+        """Run ``step``; while Redis is unreachable, back off (capped) and try again.
+
+        A worker never gives up on Redis by itself: once Redis is back (with AOF, holding
+        every acknowledged write) it carries on. Shutdown ends the waiting.
+        """
+        delay = 0.1
+        while True:
+            try:
+                return step()
+            except StoreUnavailable as exc:
+                log.warning("redis_unavailable", extra={"worker": self.worker_id, "retry_in": delay, "error": str(exc)})
+                if self.shutdown.cold.wait(delay) or (self.shutdown.warm.is_set() and self.current is None):
+                    return None
+                delay = min(MAX_STORE_BACKOFF_SECONDS, delay * 2)
 
     def claim_any(self, *, block: bool) -> tuple[JobStore, bytes, Task] | None:
         stores = list(self.stores.values())
@@ -195,7 +240,12 @@ class WorkerThread:
                 {"path": task.directory, "reason": f"internal error: {exc!r}", "attempts": task.attempt + 1,
                  "time": time.time(), "task": task.id, "kind": task.kind.value, "traceback": traceback.format_exc()[-4000:]}
             )
-        result = store.ack(self.worker_id, raw, task, outcome)
+        # The ack is safe to repeat: if an earlier attempt ran but its reply was lost, the
+        # repeat finds the task gone from the processing list and changes nothing.
+        acked = self.with_store_retries(lambda: store.ack(self.worker_id, raw, task, outcome))
+        if acked is None:
+            return  # shutting down with Redis away: the task stays claimed and is requeued later
+        result = acked
         self.count(store.job, config, task, outcome, result, time.monotonic() - started)
         log.info(
             "task_done",
@@ -256,6 +306,17 @@ class WorkerThread:
                 store.requeue(max_attempts=1_000_000, only_worker=self.worker_id, count_attempt=False)
 
 
+def _heartbeats(threads: list[WorkerThread], shutdown: ShutdownState, timing: Timing) -> None:
+    while not shutdown.cold.wait(timing.heartbeat_interval):
+        if shutdown.warm.is_set() and all(t.current is None for t in threads):
+            return
+        for thread in threads:
+            try:
+                thread.heartbeat()
+            except IngestError as exc:  # Redis away: the next beat tries again
+                log.warning("heartbeat_failed", extra={"worker": thread.worker_id, "error": str(exc)})
+
+
 def run_worker(options: WorkerOptions, *, install_signals: bool = True) -> int:
     """Run ``options.concurrency`` worker threads until shutdown (or idle, if asked)."""
     shutdown = ShutdownState()
@@ -293,6 +354,9 @@ def run_worker(options: WorkerOptions, *, install_signals: bool = True) -> int:
     runners = [threading.Thread(target=guarded(t.run), name=t.worker_id, daemon=True) for t in threads]
     for runner in runners:
         runner.start()
+    # Heartbeats come from their own thread, so that a long task never looks like a dead worker.
+    heartbeat = threading.Thread(target=_heartbeats, args=(threads, shutdown, options.timing), name="heartbeat", daemon=True)
+    heartbeat.start()
     try:
         while any(r.is_alive() for r in runners):
             for runner in runners:
