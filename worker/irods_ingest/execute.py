@@ -23,7 +23,7 @@ from irods_ingest.config import DeleteMode, JobConfig, Operation, cache_generati
 from irods_ingest.deadline import Deadline, FileTimeout
 from irods_ingest.errors import HandlerError, IngestError, PermanentError, RetryableError, SourceVanished
 from irods_ingest.handlers import Handler
-from irods_ingest.irods_io.catalog import CollectionListing, IrodsCatalog, ObjectInfo, Replica
+from irods_ingest.irods_io.catalog import AlreadyExists, CollectionListing, IrodsCatalog, ObjectInfo, Replica
 from irods_ingest.scan import Filters, scan_directory
 from irods_ingest.store.jobstore import TaskOutcome
 from irods_ingest.tasks import FileEntry, Task, TaskKind
@@ -388,8 +388,16 @@ class TaskExecutor:
             self._with_hooks("data_obj_create" if existing is None else "data_obj_modify", lambda: None, work.catalog, work.meta)
             return True
         if existing is None:
-            self._create(work)
-            return True
+            try:
+                self._create(work)
+            except AlreadyExists:
+                # Created meanwhile (a racing worker, or this task's earlier delivery): judge
+                # it as an existing object instead of failing.
+                existing = work.catalog.object_info(work.target)
+                if existing is None:
+                    raise
+            else:
+                return True
         if work.operation is Operation.REGISTER_AS_REPLICA_SYNC:
             return self._sync_replica(work, existing)
         if work.operation is Operation.REGISTER_SYNC:

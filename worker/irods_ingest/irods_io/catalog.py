@@ -60,6 +60,12 @@ class CollectionListing:
     exists: bool = True
 
 
+class AlreadyExists(PermanentError):
+    """The data object appeared between the listing and the create (another worker, or an
+    earlier delivery of the same task, made it)."""
+
+
+_EXISTS_CODES = frozenset({"CAT_NAME_EXISTS_AS_DATAOBJ", "OVERWRITE_WITHOUT_FORCE_FLAG"})
 _RETRYABLE_CODES = frozenset({"SYS_HEADER_READ_LEN_ERR", "SYS_SOCK_READ_ERR", "SYS_SOCK_CONNECT_ERR"})
 
 
@@ -85,6 +91,8 @@ def _translated(action: str, path: str) -> Iterator[None]:
         message = f"{action} {path}: iRODS error {name} ({code})" + (f": {detail}" if detail and detail != name else "")
         if name in _RETRYABLE_CODES:
             raise RetryableError(message) from exc
+        if name in _EXISTS_CODES:
+            raise AlreadyExists(message) from exc
         if name == "CAT_INVALID_AUTHENTICATION":
             raise PermanentError(
                 f"{action} {path}: iRODS refused the password (CAT_INVALID_AUTHENTICATION); "
@@ -148,6 +156,11 @@ class IrodsCatalog:
                 for row in self.session.query(Collection.name).filter(Collection.parent_name == collection):
                     result.subcollections.add(posixpath.basename(row[Collection.name]))
         return result
+
+    def object_info(self, logical_path: str) -> ObjectInfo | None:
+        """One data object's replicas (None if it does not exist)."""
+        collection, name = posixpath.split(logical_path)
+        return self.listing(collection, with_subcollections=False).objects.get(name)
 
     # ---------------------------------------------------------------- collections
     def create_collection(self, path: str) -> None:
