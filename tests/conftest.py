@@ -5,4 +5,5 @@ pytest_plugins = [
     "testsupport.irods_fixtures",
     "testsupport.kube_fixtures",
     "testsupport.helm_fixtures",
+    "testsupport.ingest_fixtures",
 ]

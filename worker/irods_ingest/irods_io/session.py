@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import irods.message
 from irods.exception import CAT_INVALID_AUTHENTICATION, NetworkException
 from irods.session import NonAnonymousLoginWithoutPassword, iRODSSession
 
@@ -61,8 +62,19 @@ class IrodsSettings:
         return cls(env_file=env_file, password=env.get("IRODS_PASSWORD", ""))
 
 
+def use_tolerant_xml() -> None:
+    """Parse replies with PRC's QUASI_XML parser (unless the user chose one).
+
+    File names may hold control characters; iRODS sends them raw in its XML, which the
+    standard parser rejects — and a whole directory listing with it.
+    """
+    if not os.environ.get("PYTHON_IRODSCLIENT_DEFAULT_XML"):
+        irods.message.set_default_XML_by_name("QUASI_XML")
+
+
 def open_session(settings: IrodsSettings, *, client_user: tuple[str, str] | None = None) -> Any:
     """A PRC session (lazy: PRC connects on first use). ``client_user`` is (zone, user) for ``as_user``."""
+    use_tolerant_xml()
     kwargs: dict[str, Any] = {}
     if settings.env_file:
         try:

@@ -1,4 +1,4 @@
-"""Fixtures for running whole ingest jobs against a real Redis and the iRODS test server."""
+"""The ``ingest`` fixture: one test's job, source tree and target collection (see testsupport.ingest)."""
 
 from __future__ import annotations
 
