@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ class RedisServer:
     port: int = 0
     password: str | None = None
     appendonly: bool = False
+    tls: bool = False  # serve TLS only, with a private CA made for this server (see ca_path)
     host: str = "127.0.0.1"
     extra_args: list[str] = field(default_factory=list)
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
@@ -43,7 +45,14 @@ class RedisServer:
     @property
     def url(self) -> str:
         auth = f":{self.password}@" if self.password else ""
+        if self.tls:
+            return f"rediss://{auth}{self.host}:{self.port}/0?ssl_ca_certs={self.ca_path}"
         return f"redis://{auth}{self.host}:{self.port}/0"
+
+    @property
+    def ca_path(self) -> Path:
+        assert self.data_dir is not None
+        return self.data_dir / "tls" / "ca.crt"
 
     @property
     def running(self) -> bool:
@@ -66,10 +75,20 @@ class RedisServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if not self.port:
             self.port = free_port(self.host)
+        if self.tls:
+            self._make_certificates()
+        tls_dir = self.data_dir / "tls"
+        listen = (
+            ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(tls_dir / "server.crt"),
+             "--tls-key-file", str(tls_dir / "server.key"), "--tls-ca-cert-file", str(self.ca_path),
+             "--tls-auth-clients", "no"]
+            if self.tls
+            else ["--port", str(self.port)]
+        )
         args = [
             binary,
             "--bind", self.host,
-            "--port", str(self.port),
+            *listen,
             "--dir", str(self.data_dir),
             "--save", "",
             "--daemonize", "no",
@@ -93,7 +112,11 @@ class RedisServer:
             request += b"*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n" % (len(pw), pw)
         request += b"*1\r\n$4\r\nPING\r\n"
         try:
-            with socket.create_connection((self.host, self.port), timeout=1.0) as sock:
+            with socket.create_connection((self.host, self.port), timeout=1.0) as raw_sock:
+                sock: socket.socket = raw_sock
+                if self.tls:
+                    context = ssl.create_default_context(cafile=str(self.ca_path))
+                    sock = context.wrap_socket(raw_sock, server_hostname=self.host)
                 sock.sendall(request)
                 reply = b""
                 while b"PONG" not in reply and not reply.startswith(b"-"):
@@ -104,6 +127,28 @@ class RedisServer:
                 return b"+PONG" in reply
         except OSError:
             return False
+
+    def _make_certificates(self) -> None:
+        """A throwaway CA and a server certificate for 127.0.0.1 (openssl, as the suite installs it)."""
+        assert self.data_dir is not None
+        tls_dir = self.data_dir / "tls"
+        if (tls_dir / "server.crt").exists():
+            return
+        tls_dir.mkdir(parents=True, exist_ok=True)
+        openssl = shutil.which("openssl")
+        if openssl is None:
+            raise RedisServerMissing("openssl is needed for a TLS redis-server (apt-get install openssl)")
+
+        def run(*args: str) -> None:
+            subprocess.run([openssl, *args], cwd=tls_dir, check=True, capture_output=True)
+
+        run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=irods-ingest test CA",
+            "-keyout", "ca.key", "-out", "ca.crt")
+        run("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={self.host}", "-keyout", "server.key",
+            "-out", "server.csr")
+        (tls_dir / "san.cnf").write_text(f"subjectAltName=IP:{self.host},DNS:localhost\n")
+        run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-days", "2", "-extfile", "san.cnf", "-out", "server.crt")
 
     def stop(self) -> None:
         if self._process is not None:
