@@ -418,3 +418,42 @@ def test_retry_failed_redoes_only_the_failures(cluster: Cluster, operator_proces
     names = {o.name for _c, _s, objs in irods_session().collections.get(collection).walk() for o in objs}
     assert len(names) == 9
     irods_session().collections.remove(collection, recurse=True, force=True)
+
+
+def test_no_secret_in_status_events_deployment_or_logs(cluster: Cluster, operator_process: OperatorProcess,
+                                                        kubelet: LocalKubelet, irods_session: Callable[..., Any],
+                                                        irods_env: IrodsEnv, host_dir: Path) -> None:
+    from irods.exception import UserDoesNotExist
+
+    secret = "op-Secr3t-pw-91x"
+    admin = irods_session()
+    try:
+        admin.users.get("opuser")
+    except UserDoesNotExist:
+        admin.users.create("opuser", "rodsuser")
+    admin.users.modify("opuser", "password", secret)
+    environment = {"irods_host": irods_env.host, "irods_port": irods_env.port, "irods_user_name": "opuser",
+                   "irods_zone_name": irods_env.zone}
+    cluster.core.create_namespaced_secret(cluster.namespace, k8s.V1Secret(
+        metadata=k8s.V1ObjectMeta(name="opuser-connection"),
+        string_data={"irods_environment.json": json.dumps(environment), "password": secret}))
+    source = host_dir / "source"
+    make_tree(source, 4)
+    spec = job_spec(source, f"/{irods_env.zone}/home/opuser/secrets", operation="Put")
+    spec["destination"]["connectionSecret"] = {"name": "opuser-connection"}
+    cluster.create_syncjob("private", spec)
+    wait_for("the run to succeed", lambda: (cluster.condition("private", "Succeeded") or {}).get("status") == "True")
+    assert cluster.get("private")["status"]["files"]["synced"] == 4  # the password really was used
+
+    deployment = cluster.apps.read_namespaced_deployment("private-worker", cluster.namespace)
+    surfaces = {
+        "status": json.dumps(cluster.get("private")),
+        "events": json.dumps([e.message for e in cluster.core.list_namespaced_event(cluster.namespace).items]),
+        "deployment": json.dumps(cluster.api.sanitize_for_serialization(deployment)),
+        "operator log": operator_process.log.read_text(errors="replace"),
+        "worker logs": kubelet.logs("private-worker"),
+    }
+    for where, text in surfaces.items():
+        assert secret not in text, f"the iRODS password leaked into the {where}"
+    env = {e.name: e for e in deployment.spec.template.spec.containers[0].env}
+    assert env["IRODS_PASSWORD"].value_from.secret_key_ref.name == "opuser-connection"
