@@ -66,7 +66,16 @@ class AlreadyExists(PermanentError):
 
 
 _EXISTS_CODES = frozenset({"CAT_NAME_EXISTS_AS_DATAOBJ", "OVERWRITE_WITHOUT_FORCE_FLAG"})
-_RETRYABLE_CODES = frozenset({"SYS_HEADER_READ_LEN_ERR", "SYS_SOCK_READ_ERR", "SYS_SOCK_CONNECT_ERR"})
+# Transient: the connection broke, or another writer holds the object (it will close).
+_RETRYABLE_CODES = frozenset(
+    {
+        "SYS_HEADER_READ_LEN_ERR",
+        "SYS_SOCK_READ_ERR",
+        "SYS_SOCK_CONNECT_ERR",
+        "LOCKED_DATA_OBJECT_ACCESS",
+        "INTERMEDIATE_REPLICA_ACCESS",
+    }
+)
 
 
 @contextmanager
