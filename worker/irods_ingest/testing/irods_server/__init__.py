@@ -149,6 +149,12 @@ class IrodsTestServer:
     def reset_counts(self) -> None:
         self.faults.reset_counts()
 
+    def wait_disconnected(self, client_address: tuple[str, int], timeout: float = 10.0) -> bool:
+        """Block until the connection from ``client_address`` (the client socket's
+        ``getsockname()``) has ended and been cleaned up: its open replicas released. False on
+        timeout. Lets a test wait for an abrupt disconnect without polling."""
+        return self._tcp is not None and self._tcp.wait_disconnected(client_address, timeout)
+
     def fail_nth(self, api: int, nth: int, code: int, times: int = 1) -> None:
         """The ``nth`` next call of ``api`` is answered with ``code`` (``times`` in a row)."""
         self.faults.add(Fault("fail", api, nth=nth, code=code, times=times))

@@ -7,6 +7,7 @@ follow ``apiTable.hpp``; replies carry exactly what python-irodsclient reads bac
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable
 from typing import Final
@@ -55,7 +56,9 @@ UNAUTHENTICATED_APIS: Final = frozenset({AUTHENTICATION_APN, AUTH_REQUEST_AN, AU
 API_NAMES: Final[dict[int, str]] = {
     601: "DATA_OBJ_CREATE_AN", 602: "DATA_OBJ_OPEN_AN", 615: "DATA_OBJ_UNLINK_AN", 622: "MOD_DATA_OBJ_META_AN",
     627: "DATA_OBJ_RENAME_AN", 629: "DATA_OBJ_CHKSUM_AN", 630: "PHY_PATH_REG_AN", 632: "DATA_OBJ_TRIM_AN",
-    633: "OBJ_STAT_AN", 673: "DATA_OBJ_CLOSE_AN", 674: "DATA_OBJ_LSEEK_AN", 675: "DATA_OBJ_READ_AN",
+    633: "OBJ_STAT_AN", 652: "DATA_OBJ_TRUNCATE_AN", 802: "REPLICA_TRUNCATE_AN",
+    10220: "GET_RESOURCE_INFO_FOR_OPERATION_AN", 673: "DATA_OBJ_CLOSE_AN", 674: "DATA_OBJ_LSEEK_AN",
+    675: "DATA_OBJ_READ_AN",
     676: "DATA_OBJ_WRITE_AN", 679: "RM_COLL_AN", 681: "COLL_CREATE_AN", 695: "DATA_OBJ_REPL_AN",
     696: "DATA_OBJ_COPY_AN", 701: "GENERAL_ADMIN_AN", 702: "GEN_QUERY_AN", 703: "AUTH_REQUEST_AN",
     704: "AUTH_RESPONSE_AN", 706: "MOD_AVU_METADATA_AN", 707: "MOD_ACCESS_CONTROL_AN", 714: "USER_ADMIN_AN",
@@ -192,6 +195,21 @@ def replicate(agent: Agent, request: Message) -> Reply:
     return _empty()
 
 
+def truncate(agent: Agent, request: Message) -> Reply:
+    _namespace(agent).truncate(agent.who, DataObjInp.parse(request.body))
+    return _empty()
+
+
+def replica_truncate(agent: Agent, request: Message) -> Reply:
+    """Success and failure both carry a JSON STR_PI (PRC parses it either way)."""
+    try:
+        result = _namespace(agent).replica_truncate(agent.who, DataObjInp.parse(request.body))
+    except IrodsError as exc:
+        exc.body = str_pi_xml(json.dumps({"message": exc.message, "error_code": exc.code}))
+        raise
+    return Reply(body=str_pi_xml(json.dumps(result)))
+
+
 def phy_path_reg(agent: Agent, request: Message) -> Reply:
     _namespace(agent).register(agent.who, DataObjInp.parse(request.body))
     return _empty()
@@ -218,22 +236,44 @@ def obj_stat(agent: Agent, request: Message) -> Reply:
     path = normalize_path(DataObjInp.parse(request.body).obj_path)
     catalog = agent.catalog
     coll = catalog.collection(path)
+    fields: dict[str, object]
     if coll is not None:
-        fields = {"objSize": 0, "objType": 2, "dataMode": 0, "dataId": coll.id, "chksum": "",
+        obj_type = 2  # COLL_OBJ_T
+        fields = {"objSize": 0, "objType": obj_type, "dataMode": 0, "dataId": coll.id, "chksum": "",
                   "ownerName": coll.owner, "ownerZone": coll.zone, "createTime": "", "modifyTime": ""}
     else:
         replicas = catalog.replicas(path)
         if not replicas:
             raise IrodsError(-310000, f"{path} does not exist")  # USER_FILE_DOES_NOT_EXIST
         r = replicas[0]
-        fields = {"objSize": r.size, "objType": 1, "dataMode": 0, "dataId": r.data_id, "chksum": r.checksum,
+        obj_type = 1  # DATA_OBJ_T
+        fields = {"objSize": r.size, "objType": obj_type, "dataMode": 0, "dataId": r.data_id, "chksum": r.checksum,
                   "ownerName": r.owner, "ownerZone": r.owner_zone, "createTime": r.create_ts,
                   "modifyTime": r.modify_ts}
     body = struct_xml("RodsObjStat_PI", *(element(k, v) for k, v in fields.items()))
-    return Reply(int_info=int(fields["objType"]), body=body.encode())
+    return Reply(int_info=obj_type, body=body.encode())
 
 
 # ---------------------------------------------------------------- data transfer
+
+
+def resource_info_for_operation(agent: Agent, request: Message) -> Reply:
+    """GET_RESOURCE_INFO_FOR_OPERATION_AN (10220): where an open/create would go, for redirects."""
+    inp = DataObjInp.parse(request.body)
+    data = agent.context.data
+    path = normalize_path(inp.obj_path)
+    replicas = agent.catalog.replicas(path)
+    candidates = data.matching(replicas, inp.options) if replicas else []
+    good = [r for r in candidates if r.status == 1] or candidates
+    if good:
+        resc_id = good[0].resc_id
+    elif inp.options.get("getResourceInfoOpType") == "CREATE" or not replicas:
+        resc_id = data.leaf_for_new_replica(inp.options).id
+    else:
+        raise IrodsError(-164000, f"no replica of {path} there")  # SYS_REPLICA_DOES_NOT_EXIST
+    leaf = agent.catalog.resource_by_id(resc_id)
+    host = leaf.host if leaf is not None and leaf.host not in ("", "EMPTY_RESC_HOST") else agent.catalog.hostname
+    return Reply(body=str_pi_xml(json.dumps({"host": host, "resource_hierarchy": agent.catalog.hierarchy(resc_id)})))
 
 
 def open_object(agent: Agent, request: Message) -> Reply:
@@ -294,7 +334,12 @@ def mod_avu(agent: Agent, request: Message) -> Reply:
 
 
 def atomic_metadata(agent: Agent, request: Message) -> Reply:
-    Metadata(agent.catalog).apply_atomic(agent.who, parse_json_buf(request.body))
+    """Errors carry a JSON body too: ``{"error_message": ..., "failed_operation": ...}``."""
+    try:
+        Metadata(agent.catalog).apply_atomic(agent.who, parse_json_buf(request.body))
+    except IrodsError as exc:
+        exc.body = json_buf_xml({"error_message": exc.message, "failed_operation": {}})
+        raise
     return Reply(body=json_buf_xml({}))
 
 
@@ -340,6 +385,9 @@ HANDLERS: Final[dict[int, Handler]] = {
     632: trim,
     695: replicate,
     630: phy_path_reg,
+    652: truncate,
+    802: replica_truncate,
+    10220: resource_info_for_operation,
     629: chksum,
     622: mod_data_obj_meta,
     20007: touch,

@@ -68,9 +68,8 @@ class Authenticator:
         password = self.catalog.password_of(proxy.id)
         if password is None or not secrets.compare_digest(expected_digest(self.challenge, password), digest):
             raise IrodsError(CAT_INVALID_AUTHENTICATION, "authentication failed")
-        if (self.client_name, self.client_zone) != (self.proxy_name, self.proxy_zone):
-            if not proxy.is_admin:
-                raise IrodsError(SYS_PROXYUSER_NO_PRIV, f"{proxy.name} may not act as {self.client_name}")
+        if (self.client_name, self.client_zone) != (self.proxy_name, self.proxy_zone) and not proxy.is_admin:
+            raise IrodsError(SYS_PROXYUSER_NO_PRIV, f"{proxy.name} may not act as {self.client_name}")
         client = self.catalog.user(self.client_name, self.client_zone or None)
         if client is None:
             raise IrodsError(CAT_INVALID_USER, f"no such user {self.client_name}")

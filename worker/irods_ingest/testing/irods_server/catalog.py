@@ -38,6 +38,7 @@ from irods_ingest.testing.irods_server.errors import (
     CAT_UNKNOWN_COLLECTION,
     HIERARCHY_ERROR,
     SYS_RESC_DOES_NOT_EXIST,
+    USER_FILE_TOO_LARGE,
     IrodsError,
 )
 
@@ -150,6 +151,24 @@ CREATE TABLE IF NOT EXISTS R_TICKET_ALLOWED_GROUPS(ticket_id INTEGER, group_name
 """
 
 FIRST_OBJECT_ID: Final = 10000
+
+# Built-in specific queries of the server's icatSysInserts.sql: the listing ones, and the two
+# paged ACL listings behind ``ils -A`` (rewritten for this schema, with LIMIT ? OFFSET ?).
+BUILTIN_SPECIFIC_QUERIES: Final = (
+    ("ls", "select alias,sqlStr from R_SPECIFIC_QUERY"),
+    ("lsl", "select alias,sqlStr from R_SPECIFIC_QUERY where sqlStr like ?"),
+    ("ilsLACollections",
+     "SELECT c.parent_coll_name, c.coll_name, c.create_ts, c.modify_ts, c.coll_id, c.coll_owner_name, "
+     "c.coll_owner_zone, c.coll_type, u.user_name, u.zone_name, a.access_type_id, u.user_id "
+     "FROM R_COLL_MAIN c JOIN R_OBJT_ACCESS a ON c.coll_id = a.object_id JOIN R_USER_MAIN u ON a.user_id = u.user_id "
+     "WHERE c.parent_coll_name = ? ORDER BY c.coll_name, u.user_name, a.access_type_id DESC LIMIT ? OFFSET ?"),
+    ("ilsLADataObjects",
+     "SELECT c.coll_name, d.data_name, d.create_ts, d.modify_ts, d.data_id, d.data_size, d.data_repl_num, "
+     "d.data_owner_name, d.data_owner_zone, u.user_name, u.user_id, a.access_type_id, u.user_type_name, u.zone_name "
+     "FROM R_COLL_MAIN c JOIN R_DATA_MAIN d ON c.coll_id = d.coll_id JOIN R_OBJT_ACCESS a ON d.data_id = a.object_id "
+     "JOIN R_USER_MAIN u ON a.user_id = u.user_id WHERE c.coll_name = ? "
+     "ORDER BY c.coll_name, d.data_name, u.user_name, a.access_type_id DESC LIMIT ? OFFSET ?"),
+)
 
 
 def now_ts() -> str:
@@ -345,6 +364,8 @@ class Catalog:
                         "VALUES(?,?,?,?,?)",
                         (namespace, level, name, t, t),
                     )
+            for alias, sql in BUILTIN_SPECIFIC_QUERIES:
+                self.x("INSERT INTO R_SPECIFIC_QUERY VALUES(?,?,?)", (alias, sql, t))
             self.add_user(PUBLIC_GROUP, "rodsgroup")
             self.add_user(ADMIN_USER, "rodsadmin", password=ADMIN_PASSWORD, make_home=False)
             for path in ("/", f"/{self.zone}", f"/{self.zone}/home", f"/{self.zone}/trash",
@@ -353,7 +374,9 @@ class Catalog:
                 self.set_access(cid, self.user_or_raise(PUBLIC_GROUP).id, READ_OBJECT)
             self.make_home_collections(ADMIN_USER)
             public_home = self.make_collection(f"/{self.zone}/home/{PUBLIC_GROUP}", ADMIN_USER)
-            self.set_access(public_home, self.user_or_raise(PUBLIC_GROUP).id, READ_OBJECT)
+            # Every user may create in /zone/home/public: python-irodsclient's own tests (its quota
+            # tests, run against real servers) create objects there as a fresh rodsuser.
+            self.set_access(public_home, self.user_or_raise(PUBLIC_GROUP).id, MODIFY_OBJECT)
             self.make_collection(f"/{self.zone}/trash/home/{PUBLIC_GROUP}", ADMIN_USER)
             self.add_resource(DEFAULT_RESOURCE, "unixfilesystem", str(self.vault_root / DEFAULT_RESOURCE))
             self.add_resource(ROOT_RESOURCE, "passthru", "")
@@ -421,14 +444,25 @@ class Catalog:
             if password is not None:
                 self.set_password(uid, password)
             user = User(uid, name, user_type, zone)
-            if make_home and zone == self.zone and self.collection(f"/{self.zone}/home") is not None:
-                self.make_home_collections(name)
+            if make_home and self.collection(f"/{self.zone}/home") is not None:
+                self.make_home_collections(name, zone)
         return user
 
-    def make_home_collections(self, name: str) -> None:
-        for path in (f"/{self.zone}/home/{name}", f"/{self.zone}/trash/home/{name}"):
+    def home_name(self, name: str, zone: str | None = None) -> str:
+        """The name of a user's home (and trash) collection: ``user``, or ``user#zone`` for a
+        user of a remote zone (chlRegUserRE)."""
+        return name if zone in (None, "", self.zone) else f"{name}#{zone}"
+
+    def make_home_collections(self, name: str, zone: str | None = None) -> None:
+        home = self.home_name(name, zone)
+        for path in (f"/{self.zone}/home/{home}", f"/{self.zone}/trash/home/{home}"):
             if self.collection(path) is None:
-                self.make_collection(path, name)
+                self.make_collection(path, name, zone)
+
+    def zone_type(self, name: str) -> str | None:
+        """``local``, ``remote``, or None for an unknown zone."""
+        row = self.one("SELECT zone_type_name FROM R_ZONE_MAIN WHERE zone_name=?", (name,))
+        return str(row[0]) if row else None
 
     def group_ids(self, user_id: int) -> list[int]:
         return [r[0] for r in self.q("SELECT group_user_id FROM R_USER_GROUP WHERE user_id=?", (user_id,))]
@@ -451,6 +485,17 @@ class Catalog:
         if found is None:
             raise IrodsError(SYS_RESC_DOES_NOT_EXIST, f"resource {name} does not exist")
         return found
+
+    def require_free_space(self, leaf: Resource, size: int) -> None:
+        """USER_FILE_TOO_LARGE when a create would leave the leaf below the minimum its context asks
+        for (``minimum_free_space_for_create_in_bytes``, against the catalog's ``free_space``), as
+        the unixfilesystem plugin's create redirect checks."""
+        context = dict(kv.partition("=")[::2] for kv in leaf.context.split(";") if "=" in kv)
+        minimum = context.get("minimum_free_space_for_create_in_bytes", "").strip()
+        row = self.one("SELECT free_space FROM R_RESC_MAIN WHERE resc_id=?", (leaf.id,))
+        free = str(row[0] or "").strip() if row else ""
+        if minimum.isdigit() and free.isdigit() and int(free) - max(size, 0) < int(minimum):
+            raise IrodsError(USER_FILE_TOO_LARGE, f"not enough free space on {leaf.name}")
 
     def resource_by_id(self, resc_id: int) -> Resource | None:
         return self._resource(self.one(f"SELECT {self._RESC_COLUMNS} FROM R_RESC_MAIN WHERE resc_id=?", (resc_id,)))
@@ -565,7 +610,7 @@ class Catalog:
             raise IrodsError(CAT_UNKNOWN_COLLECTION, f"collection {path} does not exist")
         return found
 
-    def make_collection(self, path: str, owner: str) -> int:
+    def make_collection(self, path: str, owner: str, owner_zone: str | None = None) -> int:
         """Insert one collection owned by ``owner``; the parent's inheritance flag and ACLs carry over."""
         t = now_ts()
         parent_path, _ = split_path(path)
@@ -575,11 +620,11 @@ class Catalog:
             self.x(
                 "INSERT INTO R_COLL_MAIN(coll_id, parent_coll_name, coll_name, coll_owner_name, coll_owner_zone, "
                 "coll_inheritance, create_ts, modify_ts) VALUES(?,?,?,?,?,?,?,?)",
-                (cid, parent_path if path != "/" else "/", path, owner, self.zone,
+                (cid, parent_path if path != "/" else "/", path, owner, owner_zone or self.zone,
                  "1" if parent and parent.inheritance else "", t, t),
             )
             self.inherit_access(cid, parent)
-            owner_user = self.user(owner)
+            owner_user = self.user(owner, owner_zone)
             if owner_user is not None:
                 self.set_access(cid, owner_user.id, OWN)
         return cid

@@ -21,7 +21,7 @@ from irods_ingest.testing.irods_server.faults import Fault, Faults
 class _ControlHandler(BaseHTTPRequestHandler):
     server: ControlServer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
     def _send(self, status: int, value: object) -> None:

@@ -24,6 +24,7 @@ import hashlib
 import os
 import random
 import secrets
+import shutil
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +55,7 @@ from irods_ingest.testing.irods_server.errors import (
     DIRECT_CHILD_ACCESS,
     LOCKED_DATA_OBJECT_ACCESS,
     OBJ_PATH_DOES_NOT_EXIST,
-    OVERWRITE_WITHOUT_FORCE_FLAG,
+    SYS_INVALID_FILE_PATH,
     SYS_INVALID_INPUT_PARAM,
     SYS_REPLICA_DOES_NOT_EXIST,
     UNIX_FILE_OPEN_ERR,
@@ -81,6 +82,7 @@ KW_REG_CHKSUM: Final = "regChksum"
 KW_VERIFY_CHKSUM: Final = "verifyChksum"
 KW_FORCE: Final = "forceFlag"
 KW_DATA_TYPE: Final = "dataType"
+KW_DATA_SIZE: Final = "dataSize"
 KW_ADMIN: Final = "irodsAdmin"
 
 FIRST_DESCRIPTOR: Final = 3
@@ -180,9 +182,11 @@ class DataService:
 
     def leaf_for_new_replica(self, options: KeyVal) -> Resource:
         leaf, root = self.requested_target(options)
-        if leaf is not None:
-            return leaf
-        return self.catalog.pick_leaf_for_create(root or self.default_root(options), self.rng)
+        if leaf is None:
+            leaf = self.catalog.pick_leaf_for_create(root or self.default_root(options), self.rng)
+        size = options.get(KW_DATA_SIZE, "").strip()
+        self.catalog.require_free_space(leaf, int(size) if size.lstrip("-").isdigit() else 0)
+        return leaf
 
     def matching(self, replicas: list[Replica], options: KeyVal) -> list[Replica]:
         leaf, root = self.requested_target(options)
@@ -198,6 +202,8 @@ class DataService:
 
     def open(self, identity: Identity, inp: DataObjInp, create_api: bool = False) -> Descriptor:
         path = normalize_path(inp.obj_path)
+        if not path.startswith("/"):
+            raise IrodsError(SYS_INVALID_FILE_PATH, f"{path} is not an absolute path")
         flags = inp.open_flags | (O_CREAT | O_TRUNC | O_WRONLY if create_api else 0)
         writing = (flags & O_ACCMODE) in (O_WRONLY, O_RDWR)
         options = dict(inp.options)
@@ -211,8 +217,6 @@ class DataService:
                     raise IrodsError(OBJ_PATH_DOES_NOT_EXIST, f"{path} does not exist")
                 replica = self._create_object(identity, path, options)
                 return self._descriptor(replica, writing=True, truncate=True, options=options, created=True)
-            if create_api and KW_FORCE not in options:
-                raise IrodsError(OVERWRITE_WITHOUT_FORCE_FLAG, f"{path} exists")
             data_id = replicas[0].data_id
             self.require_access(identity, data_id, MODIFY_OBJECT if writing else READ_OBJECT, path)
             if writing and data_id in self.open_replicas.writers:
@@ -377,7 +381,41 @@ class DataService:
             if options.get(KW_DATA_TYPE):
                 fields["data_type_name"] = options[KW_DATA_TYPE]
             self.catalog.update_replica(opened.data_id, opened.repl_num, **fields)
+            self._replicate_on_close(opened, size, checksum)
         opened.finalized = True
+
+    def _replicate_on_close(self, opened: OpenReplica, size: int, checksum: str) -> None:
+        """A replication (or compound: cache -> archive) resource in the hierarchy copies the new
+        data to its other leaves on close."""
+        for name in opened.hierarchy.split(";")[:-1]:
+            node = self.catalog.resource(name)
+            if node is None or node.type not in ("replication", "compound"):
+                continue
+            for leaf in self.catalog.leaves_under(node):
+                if leaf.id == opened.resc_id:
+                    continue
+                replicas = self.catalog.replicas_by_id(opened.data_id)
+                existing = [r for r in replicas if r.resc_id == leaf.id]
+                fields: dict[str, object] = {"data_size": size, "data_is_dirty": GOOD_REPLICA,
+                                             "data_checksum": checksum, "modify_ts": now_ts()}
+                if existing:
+                    shutil.copyfile(opened.phys, existing[0].path)
+                    self.catalog.update_replica(opened.data_id, existing[0].repl_num, **fields)
+                    continue
+                first = replicas[0]
+                phys = self.catalog.vault_path(leaf, opened.logical_path)
+                Path(phys).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(opened.phys, phys)
+                owner = self.catalog.user(first.owner, first.owner_zone)
+                if owner is None:
+                    continue
+                self.catalog.insert_replica(
+                    data_id=first.data_id, coll_id=first.coll_id, name=first.name,
+                    repl_num=max(r.repl_num for r in replicas) + 1, size=size, resc_id=leaf.id, phys=phys,
+                    owner=owner, status=GOOD_REPLICA, checksum=checksum, data_type=first.data_type,
+                    create_ts=first.create_ts,
+                )
+            return
 
     def _abandon(self, opened: OpenReplica) -> None:
         """A write that never finalized: the replica is stale, the others unlocked."""

@@ -30,6 +30,7 @@ SYS_REPLICA_DOES_NOT_EXIST: Final = -164000
 SYS_REPLICA_INACCESSIBLE: Final = -168000
 SYS_NOT_ALLOWED: Final = -169000
 USER_FILE_DOES_NOT_EXIST: Final = -310000
+USER_FILE_TOO_LARGE: Final = -311000
 OVERWRITE_WITHOUT_FORCE_FLAG: Final = -312000
 USER_CHKSUM_MISMATCH: Final = -314000
 USER_BAD_KEYWORD_ERR: Final = -315000
@@ -45,6 +46,7 @@ USER_INCOMPATIBLE_PARAMS: Final = -402000
 LOCKED_DATA_OBJECT_ACCESS: Final = -406000
 UNIX_FILE_OPEN_ERR: Final = -510000
 UNIX_FILE_STAT_ERR: Final = -516000
+UNIX_FILE_TRUNCATE_ERR: Final = -529000
 CAT_SQL_ERR: Final = -806000
 CAT_GET_ROW_ERR: Final = -807000
 CAT_NO_ROWS_FOUND: Final = -808000
@@ -79,10 +81,11 @@ SYS_SVR_TO_CLI_COLL_STAT: Final = 99999996
 class IrodsError(Exception):
     """An iRODS API failure: ``code`` goes into the reply's ``intInfo``, ``message`` into RError_PI."""
 
-    def __init__(self, code: int, message: str = "") -> None:
+    def __init__(self, code: int, message: str = "", body: bytes = b"") -> None:
         super().__init__(code, message)
         self.code = code
         self.message = message
+        self.body = body  # some APIs answer an error with a structure too (e.g. JSON)
 
     def __str__(self) -> str:
         return f"{self.code} {self.message}".strip()

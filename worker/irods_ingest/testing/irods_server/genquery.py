@@ -243,6 +243,10 @@ LINKS: Final[list[tuple[str, str, str]]] = [
     ("R_TICKET_MAIN", "R_TICKET_ALLOWED_GROUPS", "R_TICKET_MAIN.ticket_id = R_TICKET_ALLOWED_GROUPS.ticket_id"),
 ]
 
+_META_KINDS: Final = {600: "data", 610: "coll", 630: "resc", 640: "user"}
+_META_OWNERS: Final = {"data": ("R_DATA_MAIN", "data_id"), "coll": ("R_COLL_MAIN", "coll_id"),
+                       "resc": ("R_RESC_MAIN", "resc_id"), "user": ("R_USER_MAIN", "user_id")}
+
 _ADJACENCY: dict[str, list[tuple[str, str]]] = {}
 for _a, _b, _cond in LINKS:
     _ADJACENCY.setdefault(_a, []).append((_b, _cond))
@@ -435,16 +439,10 @@ def translate(
             order.append(expr)
         elif flag & ORDER_BY_DESC:
             order.append(expr + " DESC")
-    upper = bool(options & UPPER_CASE_WHERE)
-    where: list[str] = []
-    args: list[object] = []
-    for col, text in conditions:
-        expr = column_sql(col)
-        needed.append(COLUMNS[col][0])
-        sql, values = condition_sql(expr, text, upper)
-        where.append(sql)
-        args += values
+    conds = _conditions(conditions, bool(options & UPPER_CASE_WHERE), needed)
+    where, args, extra_from, extra_joins = conds.where, conds.args, conds.extra_from, conds.extra_joins
     tables, joins = join_tables(needed)
+    joins += extra_joins
     if restrict_to_user_id is not None:
         acl, acl_args = _strict_acl(tables, restrict_to_user_id)
         where += acl
@@ -456,7 +454,7 @@ def translate(
                 order.append(column_sql(col))
         order += [e for e in select_sql if e not in order]
     distinct = "" if options & NO_DISTINCT else "DISTINCT "
-    sql = f"SELECT {distinct}{', '.join(select_sql)} FROM {', '.join(TABLES[t] for t in tables)}"
+    sql = f"SELECT {distinct}{', '.join(select_sql)} FROM {', '.join([TABLES[t] for t in tables] + extra_from)}"
     if joins or where:
         sql += " WHERE " + " AND ".join(joins + where)
     if any_aggregate and group:
@@ -464,6 +462,46 @@ def translate(
     if order:
         sql += " ORDER BY " + ", ".join(dict.fromkeys(order))
     return Translated(sql, args, [c for c, _ in selects])
+
+
+@dataclass
+class _Conditions:
+    where: list[str]
+    args: list[object]
+    extra_from: list[str]
+    extra_joins: list[str]
+
+
+def _conditions(conditions: list[tuple[int, str]], upper: bool, needed: list[str]) -> _Conditions:
+    """The WHERE clauses; adds the tables they need to ``needed``.
+
+    Each repeated attribute-name condition on AVUs starts another AVU join (the server's
+    aliases for multiple AVU conditions); value/unit conditions bind to the latest one.
+    """
+    out = _Conditions([], [], [], [])
+    names_seen: dict[str, int] = {}
+    for col, text in conditions:
+        expr = column_sql(col)
+        kind = _META_KINDS.get(col - col % 10) if col % 10 <= 5 else None
+        avu_join = 1
+        if kind is not None:
+            if col % 10 == 0:
+                names_seen[kind] = names_seen.get(kind, 0) + 1
+            avu_join = names_seen.get(kind, 1)
+        if kind is not None and avu_join > 1:
+            owner_table, owner_id = _META_OWNERS[kind]
+            meta, link = f"r_{kind}_meta_main{avu_join}", f"r_{kind}_metamap{avu_join}"
+            if f"R_META_MAIN {meta}" not in out.extra_from:
+                out.extra_from += [f"R_OBJT_METAMAP {link}", f"R_META_MAIN {meta}"]
+                out.extra_joins += [f"{owner_table}.{owner_id} = {link}.object_id", f"{link}.meta_id = {meta}.meta_id"]
+                needed.append(owner_table)
+            expr = f"{meta}.{COLUMNS[col][1]}"
+        else:
+            needed.append(COLUMNS[col][0])
+        sql, values = condition_sql(expr, text, upper)
+        out.where.append(sql)
+        out.args += values
+    return out
 
 
 def _strict_acl(tables: list[str], user_id: int) -> tuple[list[str], list[object]]:

@@ -111,14 +111,30 @@ class Metadata:
                 if not removed:
                     raise IrodsError(CAT_SUCCESS_BUT_WITH_NO_INFO, "no AVU matched")
             elif op == "set":
-                for meta_id, name, _, _ in self.catalog.avus(oid):
-                    if name == attr:
-                        self.catalog.remove_avu(oid, meta_id)
-                self.catalog.add_avu(oid, attr, value, unit)
+                self._set(oid, attr, value, unit)
             elif op == "mod":
                 self._modify(oid, a)
             else:
                 raise IrodsError(CAT_INVALID_ARGUMENT, f"unknown metadata operation {op!r}")
+
+    def _set(self, oid: int, attr: str, value: str, unit: str) -> None:
+        """``db_set_avu_metadata_op``: change the object's AVU of that attribute in place if no
+        other object shares its row (keeping its create time), else relink; drop the others."""
+        same = [m for m in self.catalog.avus(oid) if m[1] == attr]
+        for meta_id, _, _, _ in same[1:]:
+            self.catalog.remove_avu(oid, meta_id)
+        if not same:
+            self.catalog.add_avu(oid, attr, value, unit)
+            return
+        meta_id = same[0][0]
+        users = self.catalog.one("SELECT count(*) FROM R_OBJT_METAMAP WHERE meta_id=?", (meta_id,))
+        duplicate = self.catalog.find_avu(oid, attr, value, unit)
+        if (users and users[0] > 1) or (duplicate is not None and duplicate != meta_id):
+            self.catalog.remove_avu(oid, meta_id)
+            self.catalog.add_avu(oid, attr, value, unit)
+            return
+        self.catalog.x("UPDATE R_META_MAIN SET meta_attr_value=?, meta_attr_unit=?, modify_ts=? WHERE meta_id=?",
+                       (value, unit, now_ts(), meta_id))
 
     def _remove_wildcard(self, oid: int, attr: str, value: str, unit: str) -> int:
         rows = self.catalog.q(
@@ -134,7 +150,7 @@ class Metadata:
         attr, value = a[3], a[4]
         rest = a[5:]
         unit = ""
-        if rest and rest[0] and not rest[0][:2] in ("n:", "v:", "u:"):
+        if rest and rest[0] and rest[0][:2] not in ("n:", "v:", "u:"):
             unit, rest = rest[0], rest[1:]
         meta_id = self.catalog.find_avu(oid, attr, value, unit)
         if meta_id is None:
@@ -155,9 +171,14 @@ class Metadata:
         operations = request.get("operations")
         if not isinstance(operations, list):
             raise IrodsError(SYS_INVALID_INPUT_PARAM, "operations must be a list")
+        name = str(request.get("entity_name", ""))
         with self.catalog.lock, self.catalog.transaction():
-            oid = self.entity_id(who, kind, str(request.get("entity_name", "")), CREATE_METADATA,
-                                 bool(request.get("admin_mode")))
+            try:
+                oid = self.entity_id(who, kind, name, CREATE_METADATA, bool(request.get("admin_mode")))
+            except IrodsError as exc:
+                if exc.code in (CAT_UNKNOWN_FILE, CAT_UNKNOWN_COLLECTION, CAT_INVALID_RESOURCE, CAT_INVALID_USER):
+                    exc.message = f"Entity does not exist [entity_name={name}]"  # atomic_apply_metadata_operations
+                raise
             for op in operations:
                 if not isinstance(op, dict) or op.get("operation") not in ("add", "remove"):
                     raise IrodsError(SYS_INVALID_INPUT_PARAM, f"invalid operation {op!r}")
@@ -203,7 +224,9 @@ class Metadata:
             user = self.catalog.user(user_name, zone or None)
             if user is None:
                 raise IrodsError(CAT_INVALID_USER, f"user {user_name} does not exist")
-            object_ids = [c.id for c in colls] + [d for c in colls for d in self.catalog.data_ids_in(c.id)]
+            object_ids = [c.id for c in colls]
+            if recursive:
+                object_ids += [d for c in colls for d in self.catalog.data_ids_in(c.id)]
             if coll is None:
                 object_ids = [top_id]
             for object_id in object_ids:

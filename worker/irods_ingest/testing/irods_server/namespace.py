@@ -10,6 +10,9 @@ when it is renamed or moved to the trash (``syncDataObjPhyPath``).
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import json
 import os
 import shutil
 from pathlib import Path
@@ -62,9 +65,12 @@ from irods_ingest.testing.irods_server.errors import (
     SYS_INVALID_ZONE_NAME,
     SYS_NO_PATH_PERMISSION,
     SYS_REPLICA_DOES_NOT_EXIST,
+    SYS_REPLICA_INACCESSIBLE,
     UNIX_FILE_STAT_ERR,
+    UNIX_FILE_TRUNCATE_ERR,
     USER_CHKSUM_MISMATCH,
     USER_INCOMPATIBLE_PARAMS,
+    USER_INPUT_PATH_ERR,
     IrodsError,
 )
 from irods_ingest.testing.irods_server.packs import CollInp, DataObjInp, KeyVal
@@ -82,10 +88,14 @@ class Namespace:
 
     # ------------------------------------------------------------ helpers
 
-    def _check_zone(self, path: str) -> str:
+    def _check_zone(self, path: str, code: int = SYS_INVALID_ZONE_NAME) -> str:
+        """An absolute path in this zone (4.3 servers refuse relative paths with SYS_INVALID_FILE_PATH)."""
         path = normalize_path(path)
-        if not path.startswith("/") or path.split("/")[1:2] != [self.catalog.zone]:
-            raise IrodsError(SYS_INVALID_ZONE_NAME, f"{path} is not in zone {self.catalog.zone}")
+        if not path.startswith("/"):
+            raise IrodsError(SYS_INVALID_FILE_PATH if code == SYS_INVALID_ZONE_NAME else code,
+                             f"{path} is not an absolute path")
+        if path.split("/")[1:2] != [self.catalog.zone]:
+            raise IrodsError(code, f"{path} is not in zone {self.catalog.zone}")
         return path
 
     def _require(self, who: Identity, object_id: int, level: int, what: str, options: KeyVal) -> None:
@@ -146,10 +156,8 @@ class Namespace:
 
     @staticmethod
     def _unlink_file(phys: str) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(phys)
-        except FileNotFoundError:
-            pass
 
     # ------------------------------------------------------------ collections
 
@@ -419,26 +427,27 @@ class Namespace:
     # ------------------------------------------------------------ checksum (DATA_OBJ_CHKSUM_AN)
 
     def checksum(self, who: Identity, inp: DataObjInp) -> str:
+        """``rsDataObjChksum``: report (or compute) one replica's checksum, or verify replicas.
+
+        With ``verifyChksum`` a replica without a checksum is a warning, returned as the JSON
+        list 4.2.11+ servers put in ``myStr``; a replica whose file does not match fails.
+        """
         path = self._check_zone(inp.obj_path)
         options = inp.options
         with self.catalog.lock:
             replicas = self._object(path)
             self._require(who, replicas[0].data_id, READ_OBJECT, path, options)
-            chosen = self.data.matching(replicas, options) if (KW_REPL_NUM in options or KW_RESC_NAME in options) else replicas
+            targeted = KW_REPL_NUM in options or KW_RESC_NAME in options
+            chosen = self.data.matching(replicas, options) if targeted else replicas
             if not chosen:
                 raise IrodsError(SYS_REPLICA_DOES_NOT_EXIST, f"no such replica of {path}")
-            if "ChksumAll" not in options and KW_VERIFY_CHKSUM not in options:
+            if KW_VERIFY_CHKSUM in options:
+                return self._verify(chosen)
+            if "ChksumAll" not in options:
                 good = [r for r in chosen if r.status == GOOD_REPLICA]
                 chosen = (good or chosen)[:1]
             result = ""
             for replica in chosen:
-                if KW_VERIFY_CHKSUM in options:
-                    if not replica.checksum:
-                        raise IrodsError(CAT_NO_CHECKSUM_FOR_REPLICA, f"replica {replica.repl_num} has no checksum")
-                    if sha256_checksum(replica.path) != replica.checksum:
-                        raise IrodsError(USER_CHKSUM_MISMATCH, f"replica {replica.repl_num} does not match")
-                    result = replica.checksum
-                    continue
                 if replica.checksum and "forceChksum" not in options:
                     result = result or replica.checksum
                     continue
@@ -446,6 +455,20 @@ class Namespace:
                 self.catalog.update_replica(replica.data_id, replica.repl_num, data_checksum=value)
                 result = result or value
             return result
+
+    def _verify(self, replicas: list[Replica]) -> str:
+        warnings: list[dict[str, object]] = []
+        for replica in replicas:
+            if not replica.checksum:
+                warnings.append({
+                    "error_code": CAT_NO_CHECKSUM_FOR_REPLICA,
+                    "message": f"WARNING: No checksum available for replica [{replica.repl_num}].",
+                })
+            elif sha256_checksum(replica.path) != replica.checksum:
+                raise IrodsError(USER_CHKSUM_MISMATCH, f"replica {replica.repl_num} does not match its checksum")
+        if warnings:
+            return json.dumps(warnings)
+        return next((r.checksum for r in replicas if r.checksum), "")
 
     # ------------------------------------------------------------ replicate, copy
 
@@ -462,6 +485,14 @@ class Namespace:
             if not good:
                 raise IrodsError(SYS_REPLICA_DOES_NOT_EXIST, f"{path} has no good replica to copy from")
             source = good[0]
+            if "all" in options:  # ALL_KW: bring every stale replica up to date (irepl -a)
+                for replica in replicas:
+                    if replica.status != GOOD_REPLICA:
+                        shutil.copyfile(source.path, replica.path)
+                        self.catalog.update_replica(
+                            replica.data_id, replica.repl_num, data_is_dirty=GOOD_REPLICA, data_size=source.size,
+                            data_checksum=source.checksum, modify_ts=now_ts())
+                return
             dest_opts = {k: v for k, v in options.items() if k != KW_RESC_NAME}
             if KW_DEST_RESC_NAME not in dest_opts and "defRescName" not in dest_opts:
                 dest_opts["defRescName"] = "demoResc"
@@ -491,7 +522,9 @@ class Namespace:
             )
 
     def copy(self, who: Identity, src: DataObjInp, dest: DataObjInp) -> None:
-        old, new = self._check_zone(src.obj_path), self._check_zone(dest.obj_path)
+        # rsDataObjCopy refuses relative and foreign paths with USER_INPUT_PATH_ERR (irods/irods#4796).
+        old = self._check_zone(src.obj_path, USER_INPUT_PATH_ERR)
+        new = self._check_zone(dest.obj_path, USER_INPUT_PATH_ERR)
         if old == new:
             raise IrodsError(SAME_SRC_DEST_PATHS_ERR, "source and destination are the same")
         with self.catalog.lock:
@@ -505,6 +538,49 @@ class Namespace:
             with open(good[0].path, "rb") as source:
                 shutil.copyfileobj(source, desc.file)
             self.data.close(who, desc, finalize=True, close_options={})
+
+    # ------------------------------------------------------------ truncate (DATA_OBJ_TRUNCATE_AN)
+
+    def truncate(self, who: Identity, inp: DataObjInp) -> None:
+        """Truncate the chosen (good) replica to ``dataSize``; the object's other good replicas go stale."""
+        path = self._check_zone(inp.obj_path)
+        if inp.data_size < 0:
+            raise IrodsError(SYS_INVALID_INPUT_PARAM, "negative size")
+        with self.catalog.lock:
+            replicas = self._object(path)
+            self._not_locked(replicas[0].data_id, path)
+            self._require(who, replicas[0].data_id, MODIFY_OBJECT, path, inp.options)
+            candidates = self.data.matching(replicas, inp.options)
+            good = [r for r in candidates if r.status == GOOD_REPLICA]
+            if not good:
+                raise IrodsError(SYS_REPLICA_DOES_NOT_EXIST, f"no good replica of {path} to truncate")
+            target = good[0]
+            os.truncate(target.path, inp.data_size)
+            with self.catalog.transaction():
+                for replica in replicas:
+                    if replica.repl_num != target.repl_num and replica.status == GOOD_REPLICA:
+                        self.catalog.update_replica(replica.data_id, replica.repl_num, data_is_dirty=STALE_REPLICA)
+                self.catalog.update_replica(target.data_id, target.repl_num, data_size=inp.data_size,
+                                            data_checksum="", modify_ts=now_ts())
+
+    def replica_truncate(self, who: Identity, inp: DataObjInp) -> dict[str, object]:
+        """REPLICA_TRUNCATE_AN (4.3.3+): one replica, reported (and failing) as JSON."""
+        path = self._check_zone(inp.obj_path)
+        with self.catalog.lock:
+            replicas = self.catalog.replicas(path)
+            if not replicas:
+                raise IrodsError(OBJ_PATH_DOES_NOT_EXIST, f"{path} does not exist")
+            self._require(who, replicas[0].data_id, MODIFY_OBJECT, path, inp.options)
+            candidates = [r for r in self.data.matching(replicas, inp.options) if r.status == GOOD_REPLICA]
+            if not candidates:
+                raise IrodsError(SYS_REPLICA_INACCESSIBLE, f"no good replica of {path} there")
+            target = candidates[0]
+            if inp.data_size < 0:
+                raise IrodsError(UNIX_FILE_TRUNCATE_ERR - errno.EINVAL, "invalid size")
+            self.truncate(who, DataObjInp(path, data_size=inp.data_size,
+                                          options={KW_REPL_NUM: str(target.repl_num)}))
+            return {"replica_number": target.repl_num, "resource_hierarchy": self.catalog.hierarchy(target.resc_id),
+                    "message": ""}
 
     # ------------------------------------------------------------ catalog updates
 

@@ -10,6 +10,7 @@ a request body that cannot be parsed is answered with SYS_API_INPUT_ERR.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import socketserver
@@ -59,7 +60,8 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         sock = self.request
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.server.track(sock)
+        peer = self.client_address
+        self.server.track(sock, peer)
         agent: Agent | None = None
         try:
             agent = self._start(sock)
@@ -79,7 +81,7 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
                     agent.release()
                 except Exception:
                     log.exception("error releasing the connection's open replicas")
-            self.server.untrack(sock)
+            self.server.untrack(sock, peer)
 
     def _start(self, sock: socket.socket) -> Agent | None:
         context = self.server.context
@@ -115,7 +117,8 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
                 pack_message(Message(RODS_API_REPLY, body=reply.body, error=b"", bs=reply.bs, int_info=reply.int_info))
                 if not isinstance(reply, _ErrorReply)
                 else pack_message(
-                    Message(RODS_API_REPLY, error=rerror_xml(reply.int_info, reply.message) if reply.message else b"",
+                    Message(RODS_API_REPLY, body=reply.body,
+                            error=rerror_xml(reply.int_info, reply.message) if reply.message else b"",
                             int_info=reply.int_info)
                 )
             )
@@ -139,14 +142,14 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
             return reply
         except IrodsError as exc:
             log.debug("API %s %s -> error %d %s", api, API_NAMES.get(api, "?"), exc.code, exc.message)
-            return _ErrorReply(exc.code, exc.message)
+            return _ErrorReply(exc.code, exc.message, exc.body)
         except ProtocolError as exc:
             return _ErrorReply(SYS_API_INPUT_ERR, str(exc))
 
 
 class _ErrorReply(Reply):
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(int_info=code)
+    def __init__(self, code: int, message: str, body: bytes = b"") -> None:
+        super().__init__(int_info=code, body=body)
         self.message = message
 
 
@@ -159,6 +162,8 @@ class IrodsTcpServer(socketserver.ThreadingTCPServer):
         self.faults = faults
         self._sockets: set[socket.socket] = set()
         self._sockets_lock = threading.Lock()
+        self._closed = threading.Condition(self._sockets_lock)
+        self._peers: set[tuple[str, int]] = set()  # client addresses of connections not yet cleaned up
         self._agent_threads: list[threading.Thread] = []
         super().__init__(address, ConnectionHandler)
 
@@ -178,22 +183,28 @@ class IrodsTcpServer(socketserver.ThreadingTCPServer):
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
 
-    def track(self, sock: socket.socket) -> None:
+    def track(self, sock: socket.socket, peer: tuple[str, int]) -> None:
         with self._sockets_lock:
             self._sockets.add(sock)
+            self._peers.add(peer)
 
-    def untrack(self, sock: socket.socket) -> None:
-        with self._sockets_lock:
+    def untrack(self, sock: socket.socket, peer: tuple[str, int]) -> None:
+        """The connection has ended and its clean-up (open replicas released) is done."""
+        with self._closed:
             self._sockets.discard(sock)
+            self._peers.discard(peer)
+            self._closed.notify_all()
+
+    def wait_disconnected(self, peer: tuple[str, int], timeout: float) -> bool:
+        with self._closed:
+            return self._closed.wait_for(lambda: tuple(peer) not in self._peers, timeout)
 
     def close_connections(self) -> None:
         with self._sockets_lock:
             sockets = list(self._sockets)
         for sock in sockets:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         log.exception("error on connection from %s", client_address)
