@@ -6,4 +6,5 @@ pytest_plugins = [
     "testsupport.kube_fixtures",
     "testsupport.helm_fixtures",
     "testsupport.ingest_fixtures",
+    "testsupport.s3_fixtures",
 ]

@@ -6,7 +6,7 @@ same name. Secrets are not part of the config: workers get them from their pod.
 
 from __future__ import annotations
 
-from irods_ingest.config import JobConfig
+from irods_ingest.config import JobConfig, S3Source
 from irods_ingest_operator.spec import PathSource, SyncJobSpec
 
 
@@ -15,12 +15,23 @@ def job_key(namespace: str, name: str) -> str:
 
 
 def to_job_config(spec: SyncJobSpec, *, namespace: str, name: str) -> JobConfig:
-    if not isinstance(spec.source, PathSource):
-        # S3 sources arrive with the S3 issue; the spec already validates them.
-        raise NotImplementedError("S3 sources are not supported by this version of the workers")
+    if isinstance(spec.source, PathSource):
+        source_path, s3 = spec.source.path, None
+    else:
+        # The credentials Secret reaches the worker pods as AWS_* environment (builders.py),
+        # never the config in Redis.
+        source_path = ""
+        s3 = S3Source(
+            bucket=spec.source.bucket,
+            endpoint=spec.source.endpoint,
+            prefix=spec.source.prefix,
+            region=spec.source.region,
+            insecure=spec.source.insecure,
+        )
     return JobConfig(
         job_name=job_key(namespace, name),
-        source_path=spec.source.path,
+        source_path=source_path,
+        s3=s3,
         target_collection=spec.destination.collection,
         resource=spec.destination.resource,
         operation=spec.operation,

@@ -39,7 +39,7 @@ def _add_redis(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_job_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("src_path", metavar="SOURCE_DIRECTORY", help="directory to ingest")
+    parser.add_argument("src_path", metavar="SOURCE", help="directory to ingest, or s3://bucket[/prefix]")
     parser.add_argument("target", metavar="TARGET_COLLECTION", help="absolute iRODS collection (created if missing)")
     _opt(parser, "--job-name", default=None, help="job name (default: a generated id)")
     _opt(parser, "--resource", default=None, help="root resource for new data (destRescName)")
@@ -58,6 +58,15 @@ def _add_job_options(parser: argparse.ArgumentParser) -> None:
     _opt(parser, "--exclude-file-name", nargs="+", action="extend", default=[], help="regexes matched against entry names")
     _opt(parser, "--exclude-directory-name", nargs="+", action="extend", default=[], help="regexes matched against directory paths relative to the source")
     _opt(parser, "--include-file-name", nargs="+", action="extend", default=[], help="only files whose name matches")
+    # S3 sources (the incumbent's spellings as aliases). Credentials come from
+    # AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or --s3-keypair for the workers spawned here.
+    parser.add_argument("--s3-endpoint", "--s3_endpoint_domain", "--s3_endpoint", dest="s3_endpoint", default=None,
+                        help="S3 endpoint: https://host[:port] or host[:port] (default: AWS)")
+    parser.add_argument("--s3-region", "--s3_region_name", "--s3_region", dest="s3_region", default=None, help="S3 region")
+    parser.add_argument("--s3-insecure", "--s3_insecure_connection", "--s3_insecure", dest="s3_insecure", action="store_true",
+                        help="plain http to the S3 endpoint")
+    parser.add_argument("--s3-keypair", "--s3_keypair", dest="s3_keypair", default=None,
+                        help="file with the access key id and the secret key on two lines (passed to spawned workers' environment only)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,14 +121,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+S3_SCHEME = "s3://"
+
+
+def s3_source_from_args(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The ``s3`` setting for an ``s3://bucket/prefix`` source (None for a directory)."""
+    if not args.src_path.startswith(S3_SCHEME):
+        if args.s3_endpoint or args.s3_region or args.s3_insecure or args.s3_keypair:
+            raise UsageError("--s3-* options need an s3://bucket[/prefix] source")
+        return None
+    bucket, _, prefix = args.src_path[len(S3_SCHEME) :].partition("/")
+    return {"bucket": bucket, "prefix": prefix.strip("/"), "endpoint": args.s3_endpoint, "region": args.s3_region,
+            "insecure": bool(args.s3_insecure)}
+
+
+def read_keypair(path: str | None) -> dict[str, str]:
+    """The incumbent's ``--s3_keypair`` file (access key id, then secret key) as worker environment."""
+    if path is None:
+        return {}
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = [line.strip() for line in handle.read().splitlines() if line.strip()]
+    except OSError as exc:
+        raise UsageError(f"--s3-keypair: cannot read {path}: {exc.strerror}") from exc
+    if len(lines) != 2:
+        raise UsageError(f"--s3-keypair: {path} must hold two lines (access key id, secret key), not {len(lines)}")
+    return {"AWS_ACCESS_KEY_ID": lines[0], "AWS_SECRET_ACCESS_KEY": lines[1]}
+
+
 def config_from_args(args: argparse.Namespace) -> JobConfig:
     types: list[str] = []
     for item in args.exclude_file_type:
         types.extend(t.strip() for t in item.split(",") if t.strip())
+    s3 = s3_source_from_args(args)
     return JobConfig.from_dict(
         {
             "job_name": args.job_name or f"job-{uuid.uuid4().hex[:12]}",
-            "source_path": os.path.abspath(args.src_path),
+            "source_path": "" if s3 else os.path.abspath(args.src_path),
+            "s3": s3,
             "target_collection": args.target,
             "resource": args.resource,
             "operation": args.operation,
@@ -216,9 +255,11 @@ def follow(client: Any, job: str, run_id: str | None, show_progress: bool) -> Ru
     return last
 
 
-def spawn_workers(job: str, count: int, redis_url: str | None, log_level: str) -> list[subprocess.Popen[bytes]]:
+def spawn_workers(
+    job: str, count: int, redis_url: str | None, log_level: str, extra_env: dict[str, str] | None = None
+) -> list[subprocess.Popen[bytes]]:
     command = [sys.executable, "-m", "irods_ingest", "worker", "--job", job, "--exit-when-idle", "--log-level", log_level]
-    env = dict(os.environ)
+    env = dict(os.environ) | (extra_env or {})
     if redis_url:
         env["IRODS_INGEST_REDIS_URL"] = redis_url
     return [subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL) for _ in range(count)]
@@ -230,6 +271,9 @@ def cmd_start(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     handler_source = _read_handler(args.event_handler)
+    keypair = read_keypair(args.s3_keypair)  # read before anything starts; never stored
+    if keypair and not args.workers:
+        raise UsageError("--s3-keypair reaches only workers started here: add --workers N (other workers need AWS_* in their environment)")
     client = _client(args)
     result = start_job(client, config, handler_source, force=args.restart)
     if not result.started:
@@ -238,7 +282,7 @@ def cmd_start(args: argparse.Namespace) -> int:
     print(json.dumps({"job": config.job_name, "run": result.run_id}))
     if not (args.synchronous or args.workers):
         return EXIT_OK
-    workers = spawn_workers(config.job_name, args.workers, args.redis_url, args.log_level) if args.workers else []
+    workers = spawn_workers(config.job_name, args.workers, args.redis_url, args.log_level, keypair) if args.workers else []
     try:
         final = follow(client, config.job_name, result.run_id, args.progress)
     finally:
@@ -257,6 +301,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from irods_ingest.scan import Filters, scan_directory
 
     config = check(config_from_args(args))
+    if config.s3 is not None:
+        return _plan_s3(config)
     filters = Filters(config)
     totals = {"directories": 0, "files_to_sync": 0, "bytes_to_sync": 0, "excluded": 0, "skipped": 0, "unlistable_directories": 0}
     skipped: list[dict[str, str]] = []
@@ -277,6 +323,38 @@ def cmd_plan(args: argparse.Namespace) -> int:
         totals["skipped"] += len(result.skipped)
         skipped.extend({"path": os.path.join(config.source_path, directory, s.name), "reason": s.reason} for s in result.skipped)
     print(json.dumps({"job": config.job_name, "operation": config.operation.value, "target": config.target_collection, **totals, "skipped_files": skipped[:100]}, indent=2))
+    return EXIT_OK
+
+
+def _plan_s3(config: JobConfig) -> int:
+    """``plan`` for an S3 source: list every page (credentials from the environment)."""
+    from irods_ingest.s3_io import open_bucket
+    from irods_ingest.s3_scan import classify_page, list_prefix
+    from irods_ingest.scan import Filters
+
+    assert config.s3 is not None
+    bucket = open_bucket(config.s3)
+    filters = Filters(config)
+    totals = {"prefixes": 0, "pages": 0, "files_to_sync": 0, "bytes_to_sync": 0, "excluded": 0, "skipped": 0}
+    skipped: list[dict[str, str]] = []
+    stack: list[tuple[str, str]] = [("", "")]
+    while stack:
+        directory, token = stack.pop()
+        page = bucket.list_page(list_prefix(config.s3, directory), token)
+        result = classify_page(page, config.s3, directory, filters)
+        totals["pages"] += 1
+        totals["prefixes"] += 0 if token else 1
+        if page.next_token:
+            stack.append((directory, page.next_token))
+        stack.extend((sub, "") for sub in result.subdirectories)
+        totals["files_to_sync"] += len(result.candidates)
+        totals["bytes_to_sync"] += sum(e.size for e in result.candidates)
+        totals["excluded"] += result.excluded
+        totals["skipped"] += len(result.skipped)
+        skipped.extend({"path": config.s3.physical_path(f"{directory}/{s.name}" if directory else s.name), "reason": s.reason}
+                       for s in result.skipped)
+    print(json.dumps({"job": config.job_name, "operation": config.operation.value, "target": config.target_collection,
+                      "source": config.source_root, **totals, "skipped_files": skipped[:100]}, indent=2))
     return EXIT_OK
 
 

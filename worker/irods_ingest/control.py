@@ -81,7 +81,7 @@ def watch(client: RedisClient, job: str, *, interval: float = 0.5, run_id: str |
 
 def retry_tasks(config: JobConfig, failures: list[dict[str, Any]], run_id: str) -> tuple[list[Task], int]:
     """Tasks that redo exactly what failed in the last run (no rescan), and how many files they hold."""
-    root = config.source_path
+    root = config.source_root
     batches: dict[str, list[FileEntry]] = {}
     scans: set[str] = set()
     deletes: list[str] = []
@@ -99,6 +99,11 @@ def retry_tasks(config: JobConfig, failures: list[dict[str, Any]], run_id: str) 
             scans.add("" if relative == "." else relative)  # a directory that could not be listed
             continue
         directory, name = os.path.split(relative)
+        if config.s3 is not None:
+            # An S3 object is synced as listed (with its ETag): relist its prefix; the change
+            # cache keeps the objects that did sync from being copied again.
+            scans.add(directory)
+            continue
         try:
             st = os.lstat(path)
             entry = FileEntry(name, st.st_size, st.st_mtime_ns, "link" if stat.S_ISLNK(st.st_mode) else "regular")

@@ -14,16 +14,26 @@ import logging
 import os
 import posixpath
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from irods_ingest.charmap import translate_path
-from irods_ingest.config import DeleteMode, JobConfig, Operation, cache_generation, delete_mode_compatible
+from irods_ingest.checksums import StreamVerifier
+from irods_ingest.config import (
+    DeleteMode,
+    JobConfig,
+    Operation,
+    S3Source,
+    cache_generation,
+    delete_mode_compatible,
+)
 from irods_ingest.deadline import Deadline, FileTimeout
 from irods_ingest.errors import HandlerError, IngestError, PermanentError, RetryableError, SourceVanished
 from irods_ingest.handlers import Handler
 from irods_ingest.irods_io.catalog import AlreadyExists, CollectionListing, IrodsCatalog, ObjectInfo, Replica
+from irods_ingest.s3_io import S3Bucket, open_bucket
+from irods_ingest.s3_scan import classify_page, list_prefix
 from irods_ingest.scan import Filters, scan_directory
 from irods_ingest.store.jobstore import TaskOutcome
 from irods_ingest.tasks import FileEntry, Task, TaskKind
@@ -56,6 +66,7 @@ class FileWork:
     catalog: IrodsCatalog
     resource: str | None
     physical: str
+    key: str = ""  # S3 sources: the object key
 
     @property
     def name(self) -> str:
@@ -74,6 +85,9 @@ class RunContext:
     catalog_for: Callable[[tuple[str, str] | None], IrodsCatalog]
     reset_connections: Callable[[], None]
     cached_entries: Callable[[str, str], dict[str, str]]  # (generation, directory) -> cache
+    # S3 sources: (generation, directory, names) -> the cache values of just those names
+    cached_values: Callable[[str, str, list[str]], dict[str, str]] | None = None
+    bucket_for: Callable[[S3Source], S3Bucket] = open_bucket  # the worker caches one per thread
 
 
 def backoff(config: JobConfig, attempt: int) -> float:
@@ -88,9 +102,19 @@ class TaskExecutor:
         self.filters = Filters(ctx.config)
         self._charmap = ctx.handler.character_map() if ctx.handler.has("character_map") else None
         self.cache_generation = cache_generation(ctx.config)
+        self._bucket: S3Bucket | None = None
+
+    @property
+    def bucket(self) -> S3Bucket:
+        assert self.config.s3 is not None
+        if self._bucket is None:
+            self._bucket = self.ctx.bucket_for(self.config.s3)
+        return self._bucket
 
     # ------------------------------------------------------------------ paths
     def source_path(self, relative: str) -> str:
+        if self.config.s3 is not None:
+            return self.config.s3.physical_path(relative)
         return os.path.join(self.config.source_path, relative) if relative else self.config.source_path
 
     def logical_name(self, name: str) -> str:
@@ -121,7 +145,7 @@ class TaskExecutor:
     def meta(self, **values: Any) -> dict[str, Any]:
         base: dict[str, Any] = {
             "job_name": self.ctx.job,
-            "root": self.config.source_path,
+            "root": self.config.source_root,
             "target_root": self.config.target_collection,
             "initial_ingest": self.config.initial_ingest,
         }
@@ -134,7 +158,7 @@ class TaskExecutor:
     # ------------------------------------------------------------------ dispatch
     def run(self, task: Task) -> TaskOutcome:
         if task.kind is TaskKind.SCAN:
-            outcome = self.scan(task)
+            outcome = self.scan(task) if self.config.s3 is None else self.scan_s3(task, self.config.s3)
         elif task.kind is TaskKind.FILES:
             outcome = self.sync_files(task)
         elif task.kind is TaskKind.DELETE:
@@ -237,6 +261,60 @@ class TaskExecutor:
             self._plan_deletes(task, outcome, result.names_seen, collection)
         return outcome
 
+    def scan_s3(self, task: Task, source: S3Source) -> TaskOutcome:
+        """List one page of one prefix: child scans per common prefix, a continuation scan
+        if the page is truncated, and file batches of the objects that changed."""
+        outcome = TaskOutcome()
+        outcome.count("tasks_done")
+        directory = task.directory
+        first_page = not task.token
+        where = self.source_path(directory)
+        collection = self.logical_collection(directory)
+        if not directory and first_page and not self._pre_job(task, outcome):
+            return outcome
+        try:
+            page = self.bucket.list_page(list_prefix(source, directory), task.token)
+        except IngestError as exc:
+            return self._retry_or_fail(task, outcome, exc, 0)
+        if first_page and (self.config.operation is not Operation.NO_OP or self.handler.has("on_coll_create")):
+            try:
+                self._ensure_collection(collection, self.meta(path=where, target=collection, entry_type="dir"))
+            except HandlerError as exc:
+                outcome.failures.append(self._failure(where, str(exc), 1, task, exc.traceback_text))
+                outcome.count("tasks_failed")
+                return outcome
+            except IngestError as exc:
+                return self._retry_or_fail(task, outcome, exc, 0)
+        result = classify_page(page, source, directory, self.filters)
+        cached: dict[str, str] = {}
+        if not self.config.ignore_cache and result.candidates:
+            names = [e.cache_field for e in result.candidates]
+            if self.ctx.cached_values is not None:
+                cached = self.ctx.cached_values(self.cache_generation, directory, names)
+            else:
+                cached = self.ctx.cached_entries(self.cache_generation, directory)
+        to_sync = [e for e in result.candidates if cached.get(e.cache_field) != e.cache_value]
+        unchanged = len(result.candidates) - len(to_sync)
+        for sub in result.subdirectories:
+            outcome.enqueue.append(Task(TaskKind.SCAN, task.run, directory=sub))
+        if page.next_token:
+            outcome.enqueue.append(Task(TaskKind.SCAN, task.run, directory=directory, token=page.next_token))
+        size = self.config.files_per_task
+        for start in range(0, len(to_sync), size):
+            outcome.enqueue.append(Task(TaskKind.FILES, task.run, directory=directory, entries=tuple(to_sync[start : start + size])))
+        outcome.count("files_discovered", len(result.candidates))
+        outcome.count("bytes_discovered", sum(e.size for e in result.candidates))
+        outcome.count("files_unchanged", unchanged)
+        outcome.count("files_excluded", result.excluded)
+        for skipped in result.skipped:
+            outcome.count("files_skipped")
+            record = self._failure(posixpath.join(where, skipped.name), skipped.reason, 1, task)
+            record["outcome"] = "skipped"
+            outcome.failures.append(record)
+        # Deleting is refused for S3 sources (validation), and a page never sees a whole
+        # prefix, so stale cache entries are left for the next settings change to drop.
+        return outcome
+
     def _pre_job(self, task: Task, outcome: TaskOutcome) -> bool:
         """Run the handler's pre_job (in the root scan task); False fails the run."""
         try:
@@ -244,7 +322,7 @@ class TaskExecutor:
         except HandlerError as exc:
             outcome.count("tasks_failed")
             outcome.error = f"pre_job failed: {exc}"
-            outcome.failures.append(self._failure(self.config.source_path, outcome.error, 1, task, exc.traceback_text))
+            outcome.failures.append(self._failure(self.config.source_root, outcome.error, 1, task, exc.traceback_text))
             return False
         return True
 
@@ -312,7 +390,7 @@ class TaskExecutor:
         retry_entries: list[FileEntry] = []
         cache: dict[str, str] = {}
         for entry in task.entries:
-            path = os.path.join(self.source_path(task.directory), entry.name)
+            path = self._entry_source(task.directory, entry.name)
             meta = self.meta(path=path)
             limit = self._time_limit(meta)
             try:
@@ -404,9 +482,16 @@ class TaskExecutor:
             return self._sync_registered(work, existing)
         return self._sync_upload(work, existing)
 
+    def _entry_source(self, directory: str, name: str) -> str:
+        if self.config.s3 is not None:
+            return self.config.s3.physical_path(posixpath.join(directory, name) if directory else name)
+        return os.path.join(self.source_path(directory), name)
+
     def _prepare(self, directory: str, scanned: FileEntry) -> FileWork:
-        source = os.path.join(self.source_path(directory), scanned.name)
-        entry = self._restat(source, scanned)
+        source = self._entry_source(directory, scanned.name)
+        # An S3 object is synced as listed (size, time, ETag): no stat, and a GET that finds
+        # other bytes fails verification instead of passing unnoticed.
+        entry = scanned if self.config.s3 is not None else self._restat(source, scanned)
         target = self.logical_path(directory, entry.name)
         meta = self.meta(
             path=source,
@@ -434,6 +519,7 @@ class TaskExecutor:
             catalog=catalog,
             resource=self.handler.to_resource(catalog.session, meta, self.config.resource),
             physical=self.handler.target_path(catalog.session, meta) or source,
+            key=self.config.s3.key(posixpath.join(directory, entry.name) if directory else entry.name) if self.config.s3 else "",
         )
 
     def _restat(self, source: str, scanned: FileEntry) -> FileEntry:
@@ -451,14 +537,19 @@ class TaskExecutor:
 
     def _create(self, work: FileWork) -> None:
         catalog, entry = work.catalog, work.entry
-        if work.operation.uploads:
+        if work.operation.uploads and work.key:
+            def action() -> None:
+                self._stream_from_s3(work, overwrite=False)
+        elif work.operation.uploads:
             def action() -> None:
                 catalog.put(work.source, work.target, resource=work.resource, overwrite=False, checksum=self.config.verify_checksum)
         else:
+            # Registering an S3 object writes no bytes: there is nothing of ours to verify,
+            # and asking iRODS to checksum it would read the whole object through the resource.
             def action() -> None:
                 catalog.register(
                     work.physical, work.target, resource=work.resource, size=entry.size, mtime=work.mtime,
-                    checksum=self.config.verify_checksum,
+                    checksum=self.config.verify_checksum and not work.key,
                 )
         self._with_hooks("data_obj_create", action, catalog, work.meta)
         self._annotate(catalog, work.target, work.meta, work.source)
@@ -508,20 +599,49 @@ class TaskExecutor:
             offset = existing.size
 
             def append() -> None:
-                work.catalog.append(work.source, work.target, from_offset=offset, resource=work.resource)
+                if work.key:
+                    self._stream_from_s3(work, overwrite=True, offset=offset)
+                else:
+                    work.catalog.append(work.source, work.target, from_offset=offset, resource=work.resource)
 
             self._with_hooks("data_obj_modify", append, work.catalog, work.meta)
             return True
         # PutSync, or PutAppend onto an object larger than the source (rewritten whole).
-        self._with_hooks(
-            "data_obj_modify",
-            lambda: work.catalog.put(
-                work.source, work.target, resource=work.resource, overwrite=True, checksum=self.config.verify_checksum
-            ),
-            work.catalog,
-            work.meta,
-        )
+        def rewrite() -> None:
+            if work.key:
+                self._stream_from_s3(work, overwrite=True)
+            else:
+                work.catalog.put(work.source, work.target, resource=work.resource, overwrite=True, checksum=self.config.verify_checksum)
+
+        self._with_hooks("data_obj_modify", rewrite, work.catalog, work.meta)
         return True
+
+    def _stream_from_s3(self, work: FileWork, *, overwrite: bool, offset: int | None = None) -> None:
+        """Stream an S3 object (from ``offset``) into iRODS, one chunk in memory at a time.
+
+        With verifyChecksum the bytes are hashed as they pass (the bytes already in iRODS
+        first, for an append) and judged against the listed ETag and iRODS' own checksum;
+        a mismatch fails the file (a copy this call created is removed again).
+        """
+        verifier = StreamVerifier(work.entry.etag, work.entry.size) if self.config.verify_checksum else None
+        if verifier is not None and offset:
+            for chunk in work.catalog.read_stream(work.target, length=offset):
+                verifier.update(chunk)
+
+        def chunks() -> Iterator[bytes]:
+            for chunk in self.bucket.read(work.key, offset or 0, work.entry.size):
+                if verifier is not None:
+                    verifier.update(chunk)
+                yield chunk
+
+        work.catalog.write_stream(chunks(), work.target, resource=work.resource, overwrite=overwrite, offset=offset)
+        if verifier is None:
+            return
+        problem = verifier.etag_problem() or verifier.irods_problem(work.catalog.checksum(work.target))
+        if problem:
+            if not overwrite:
+                work.catalog.discard(work.target)  # else a later Put would keep the bad copy as done
+            raise PermanentError(f"{work.source}: {problem}")
 
     def _annotate(self, catalog: IrodsCatalog, target: str, meta: dict[str, Any], source: str) -> None:
         """The provenance AVUs the incumbent writes for renamed names, sockets and links."""
@@ -551,7 +671,7 @@ class TaskExecutor:
             "namespace": namespace,
             "run": str(meta.get("run", "")),
             "path": source,
-            "relativePath": os.path.relpath(source, self.config.source_path) if source else "",
+            "relativePath": os.path.relpath(source, self.config.source_root) if source else "",
             "name": os.path.basename(source),
             "logicalPath": str(meta.get("target", "")),
             "collection": self.config.target_collection,

@@ -49,14 +49,19 @@ class FileEntry:
     size: int
     mtime_ns: int
     kind: str = "regular"  # regular | link | socket | pipe | character | block
+    etag: str = ""  # S3 objects: the ETag as listed, without quotes ("" for files)
 
     def to_wire(self) -> list[Any]:
         # Numbers travel as strings: Redis' cjson keeps only 14 significant digits.
-        return [wire_name(self.name), str(self.size), str(self.mtime_ns), self.kind]
+        wire = [wire_name(self.name), str(self.size), str(self.mtime_ns), self.kind]
+        if self.etag:
+            wire.append(self.etag)
+        return wire
 
     @classmethod
     def from_wire(cls, data: list[Any]) -> FileEntry:
-        return cls(name=from_wire_name(data[0]), size=int(data[1]), mtime_ns=int(data[2]), kind=data[3])
+        etag = str(data[4]) if len(data) > 4 else ""
+        return cls(name=from_wire_name(data[0]), size=int(data[1]), mtime_ns=int(data[2]), kind=data[3], etag=etag)
 
     @property
     def cache_field(self) -> str:
@@ -64,6 +69,8 @@ class FileEntry:
 
     @property
     def cache_value(self) -> str:
+        if self.etag:  # an S3 object changes exactly when its ETag or size does
+            return f"etag:{self.etag}:{self.size}"
         return f"{self.mtime_ns}:{self.size}"
 
 
@@ -76,6 +83,7 @@ class Task:
     paths: tuple[str, ...] = ()  # logical paths, for DELETE tasks
     collections: tuple[str, ...] = ()  # logical collections, for DELETE tasks
     attempt: int = 0
+    token: str = ""  # S3 SCAN tasks: the ListObjectsV2 continuation token of the page to list
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def encode(self) -> str:
@@ -88,6 +96,8 @@ class Task:
             data["paths"] = list(self.paths)
         if self.collections:
             data["colls"] = list(self.collections)
+        if self.token:
+            data["tok"] = self.token
         # surrogateescape'd names are not valid UTF-8: keep them as \udcxx escapes in JSON.
         return json.dumps(data, separators=(",", ":"), ensure_ascii=True)
 
@@ -103,6 +113,7 @@ class Task:
             entries=tuple(FileEntry.from_wire(e) for e in data.get("entries", ())),
             paths=tuple(data.get("paths", ())),
             collections=tuple(data.get("colls", ())),
+            token=data.get("tok", ""),
         )
 
     def retried(self, entries: tuple[FileEntry, ...] | None = None) -> Task:

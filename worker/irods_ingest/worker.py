@@ -24,12 +24,13 @@ from types import FrameType
 from typing import TypeVar
 
 from irods_ingest import metrics
-from irods_ingest.config import JobConfig
+from irods_ingest.config import JobConfig, S3Source
 from irods_ingest.errors import HandlerError, IngestError, StoreUnavailable
 from irods_ingest.execute import RunContext, TaskExecutor
 from irods_ingest.handlers import HandlerCache
 from irods_ingest.irods_io.catalog import IrodsCatalog
 from irods_ingest.irods_io.session import IrodsSettings, open_session
+from irods_ingest.s3_io import S3Bucket, open_bucket
 from irods_ingest.store.connection import connect
 from irods_ingest.store.jobstore import JobStore, TaskOutcome
 from irods_ingest.tasks import Task
@@ -97,6 +98,7 @@ class WorkerThread:
         self.stores = {job: JobStore(self.client, job) for job in options.jobs}
         self.handlers = handlers
         self.sessions: dict[tuple[str, str] | None, IrodsCatalog] = {}
+        self.buckets: dict[S3Source, S3Bucket] = {}
         self._settings = options.irods_settings
         self._last_reap = 0.0
         self.finished = False
@@ -111,6 +113,13 @@ class WorkerThread:
             catalog = IrodsCatalog(open_session(self._settings, client_user=client_user))
             self.sessions[client_user] = catalog
         return catalog
+
+    def bucket_for(self, source: S3Source) -> S3Bucket:
+        """This thread's client for an S3 source (credentials from the environment, read once)."""
+        bucket = self.buckets.get(source)
+        if bucket is None:
+            bucket = self.buckets[source] = open_bucket(source)
+        return bucket
 
     def reset_connections(self) -> None:
         """Drop this thread's iRODS sessions (after an interrupted call); new ones open on demand."""
@@ -297,6 +306,8 @@ class WorkerThread:
             catalog_for=self.catalog_for,
             reset_connections=self.reset_connections,
             cached_entries=store.cached_entries,
+            cached_values=store.cached_values,
+            bucket_for=self.bucket_for,
         )
         return TaskExecutor(ctx).run(task)
 

@@ -7,8 +7,9 @@ message names the code (e.g. ``DIRECT_CHILD_ACCESS``) and the path.
 
 from __future__ import annotations
 
+import contextlib
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -237,6 +238,62 @@ class IrodsCatalog:
                     target.write(chunk)
                     written += len(chunk)
         return written
+
+    def write_stream(
+        self, chunks: Iterable[bytes], logical_path: str, *, resource: str | None, overwrite: bool, offset: int | None = None
+    ) -> int:
+        """Write ``chunks`` into a data object (memory: one chunk); returns bytes written.
+
+        ``offset`` None writes the whole object (refused with :class:`AlreadyExists` if it is
+        there and ``overwrite`` is False; a new object is removed again if the write breaks,
+        so that a later Put does not take a partial copy for a finished one); an ``offset``
+        writes from there on (an append). Errors of ``chunks`` itself pass through unchanged.
+        """
+        options: dict[str, Any] = {}
+        if resource:
+            options[kw.DEST_RESC_NAME_KW] = resource
+        written = 0
+        creating = offset is None and not overwrite
+        with irods_errors("uploading" if offset is None else "appending to", logical_path):
+            if creating and self.session.data_objects.exists(logical_path):
+                raise AlreadyExists(f"uploading {logical_path}: the data object already exists")
+            try:
+                with self.session.data_objects.open(logical_path, "w" if offset is None else "a", **options) as target:
+                    if offset is not None:
+                        target.seek(offset)
+                    for chunk in chunks:
+                        target.write(chunk)
+                        written += len(chunk)
+            except BaseException:
+                if creating:
+                    self._discard(logical_path)
+                raise
+        return written
+
+    def _discard(self, logical_path: str) -> None:
+        # Best effort: the broken connection may be what stopped the write.
+        with contextlib.suppress(Exception):
+            self.session.data_objects.unlink(logical_path, force=True)
+
+    def discard(self, logical_path: str) -> None:
+        """Remove a data object this run created but could not complete (best effort, no trash)."""
+        self._discard(logical_path)
+
+    def read_stream(self, logical_path: str, *, length: int, chunk_bytes: int = 8 * 1024 * 1024) -> Iterator[bytes]:
+        """The first ``length`` bytes of a data object, in chunks."""
+        remaining = length
+        with irods_errors("reading", logical_path), self.session.data_objects.open(logical_path, "r") as source:
+            while remaining > 0:
+                chunk = source.read(min(chunk_bytes, remaining))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+                yield chunk
+
+    def checksum(self, logical_path: str) -> str:
+        """iRODS' checksum of the object (computed by the server if it has none yet)."""
+        with irods_errors("checksumming", logical_path):
+            return str(self.session.data_objects.chksum(logical_path))
 
     def unregister(self, logical_path: str, *, resource: str | None = None) -> None:
         options: dict[str, Any] = {}

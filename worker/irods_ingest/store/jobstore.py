@@ -367,6 +367,14 @@ class JobStore:
             raw = self.client.hgetall(self.keys.cache(generation, directory))
         return {_str(k): _str(v) for k, v in raw.items()}
 
+    def cached_values(self, generation: str, directory: str, names: list[str]) -> dict[str, str]:
+        """The change-cache values of just ``names`` (an S3 listing page: bounded, whatever the prefix holds)."""
+        if not names:
+            return {}
+        with translated_errors():
+            raw = self.client.hmget(self.keys.cache(generation, directory), names)
+        return {name: _str(value) for name, value in zip(names, raw, strict=True) if value is not None}
+
     def drop_other_cache_generations(self, keep: str) -> int:
         """Delete change-cache keys of every generation but ``keep`` (after a settings change)."""
         keep_prefix = f"{self.keys.cache_prefix}{keep}:".encode()
