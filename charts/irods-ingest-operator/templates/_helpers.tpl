@@ -63,3 +63,120 @@ Name of the ServiceAccount the operator runs as.
 {{- default "default" .Values.serviceAccount.name }}
 {{- end }}
 {{- end }}
+
+{{/*
+An image reference from {repository, tag, digest}; the tag defaults to the chart's appVersion.
+Usage: include "irods-ingest-operator.image" (dict "image" .Values.image "context" $)
+*/}}
+{{- define "irods-ingest-operator.image" -}}
+{{- $tag := default .context.Chart.AppVersion .image.tag -}}
+{{- if .image.digest -}}
+{{- printf "%s:%s@%s" .image.repository $tag .image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .image.repository $tag -}}
+{{- end -}}
+{{- end }}
+
+{{/*
+The namespaces whose SyncJobs the operator reconciles, as a list (namespaced mode only):
+watchNamespaces, or the release namespace when that is empty.
+*/}}
+{{- define "irods-ingest-operator.watchNamespaces" -}}
+{{- if .Values.watchNamespaces }}
+{{- toYaml (uniq .Values.watchNamespaces) }}
+{{- else }}
+{{- toYaml (list .Release.Namespace) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Namespaces that get a copy of the workers' Redis Secret: the watched namespaces (namespaced
+mode) or the release namespace (cluster-wide mode), plus workers.redisSecret.extraNamespaces.
+*/}}
+{{- define "irods-ingest-operator.workerSecretNamespaces" -}}
+{{- $namespaces := list .Release.Namespace }}
+{{- if not .Values.rbac.clusterWide }}
+{{- $namespaces = fromYamlArray (include "irods-ingest-operator.watchNamespaces" .) }}
+{{- end }}
+{{- toYaml (uniq (concat $namespaces .Values.workers.redisSecret.extraNamespaces)) }}
+{{- end }}
+
+{{/*
+Name of the Secret (in each SyncJob namespace) holding the workers' Redis URL.
+*/}}
+{{- define "irods-ingest-operator.workerRedisSecretName" -}}
+{{- default (printf "%s-worker-redis" (include "irods-ingest-operator.fullname" .)) .Values.workers.redisSecret.name | trunc 253 }}
+{{- end }}
+
+{{/*
+Bundled Redis: object names, and the Secret holding its password and URL.
+*/}}
+{{- define "irods-ingest-operator.redisName" -}}
+{{- printf "%s-redis" (include "irods-ingest-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "irods-ingest-operator.redisSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "irods-ingest-operator.name" . }}-redis
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+The Secret and key the operator reads its Redis URL from.
+*/}}
+{{- define "irods-ingest-operator.redisUrlSecretName" -}}
+{{- if .Values.redis.bundled.enabled }}
+{{- default (include "irods-ingest-operator.redisName" .) .Values.redis.bundled.auth.existingSecret }}
+{{- else }}
+{{- default (printf "%s-redis-url" (include "irods-ingest-operator.fullname" .)) .Values.redis.external.existingSecret }}
+{{- end }}
+{{- end }}
+
+{{- define "irods-ingest-operator.redisUrlSecretKey" -}}
+{{- if .Values.redis.bundled.enabled }}
+{{- .Values.redis.bundled.auth.urlKey }}
+{{- else }}
+{{- .Values.redis.external.urlKey }}
+{{- end }}
+{{- end }}
+
+{{/*
+The Redis URL, when the chart knows it (bundled Redis with a chart-managed password, or an
+inline external URL); empty when it lives only in a Secret the user made. The bundled
+password is generated once and kept across upgrades (looked up from the live Secret).
+*/}}
+{{- define "irods-ingest-operator.redisPassword" -}}
+{{- $secretName := include "irods-ingest-operator.redisName" . }}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace $secretName }}
+{{- if .Values.redis.bundled.auth.password }}
+{{- .Values.redis.bundled.auth.password }}
+{{- else if and $existing $existing.data (hasKey $existing.data .Values.redis.bundled.auth.passwordKey) }}
+{{- index $existing.data .Values.redis.bundled.auth.passwordKey | b64dec }}
+{{- else }}
+{{- randAlphaNum 32 }}
+{{- end }}
+{{- end }}
+
+{{- define "irods-ingest-operator.bundledRedisUrl" -}}
+{{- printf "redis://:%s@%s.%s.svc:6379/0" .password (include "irods-ingest-operator.redisName" .context) .context.Release.Namespace }}
+{{- end }}
+
+{{/*
+Fail early on value combinations the schema cannot express.
+*/}}
+{{- define "irods-ingest-operator.validate" -}}
+{{- if and (not .Values.redis.bundled.enabled) (not .Values.redis.external.url) (not .Values.redis.external.existingSecret) }}
+{{- fail "redis: enable redis.bundled, or set redis.external.url or redis.external.existingSecret" }}
+{{- end }}
+{{- if and .Values.redis.bundled.enabled (or .Values.redis.external.url .Values.redis.external.existingSecret) }}
+{{- fail "redis: redis.external.* is set but redis.bundled.enabled is true; choose one (set redis.bundled.enabled=false for an external Redis)" }}
+{{- end }}
+{{- if and .Values.workers.redisSecret.create (or .Values.redis.bundled.auth.existingSecret .Values.redis.external.existingSecret) }}
+{{- fail "workers.redisSecret.create=true needs the Redis URL, which is in a Secret the chart did not make: set workers.redisSecret.create=false and create the workers' Secret (see docs/deploy.md)" }}
+{{- end }}
+{{- if and .Values.serviceMonitor.enabled (not .Values.metrics.enabled) }}
+{{- fail "serviceMonitor.enabled=true needs metrics.enabled=true" }}
+{{- end }}
+{{- if and .Values.rbac.clusterWide .Values.watchNamespaces }}
+{{- fail "watchNamespaces lists namespaces, but rbac.clusterWide=true watches them all: use one or the other" }}
+{{- end }}
+{{- end }}
