@@ -1,0 +1,69 @@
+"""A tiny run of the benchmark harness (bench/run.py), so that it keeps working.
+
+Not a timed test: it checks that the harness runs both systems, verifies their catalogs
+and writes results with the expected keys. The incumbent's virtualenv is created on first
+use (about 30 s from the registry) and cached under ~/.cache/irods-ingest-operator/bench;
+set ``IRODS_INGEST_BENCH_OURS_ONLY=1`` where the registry is unreachable to run the engine
+alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+HARNESS = REPO / "bench" / "run.py"
+
+CASE_KEYS = {
+    "wall_seconds", "files_per_second", "worker_cpu_ms_per_file", "redis_commands_per_file",
+    "redis_round_trips_per_file", "irods_api_calls_per_file", "rss_peak_mib_per_process",
+    "redis_bytes_kept_per_synced_file", "catalog_verified", "rss_curve_mib", "irods_api_calls",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+@pytest.mark.irods
+@pytest.mark.timeout(300)
+def test_harness_runs_verifies_and_writes_results(tmp_path: Path) -> None:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    ours_only = os.environ.get("IRODS_INGEST_BENCH_OURS_ONLY") == "1"
+    out = tmp_path / "results"
+    command = [sys.executable, str(HARNESS), "--files", "60", "--workers", "2", "--cases", "register_new",
+               "--out", str(out)]
+    if ours_only:
+        command.append("--ours-only")
+    completed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=280)
+    assert completed.returncode == 0, completed.stderr[-4000:]
+
+    results = list(out.glob("*.json"))
+    assert len(results) == 1
+    data = json.loads(results[0].read_text())
+    assert data["meta"]["files"] == 60
+    [entry] = data["cases"]
+    assert entry["case"] == "register_new"
+    systems = ["ours"] if ours_only else ["incumbent", "ours"]
+    for system in systems:
+        metrics = entry[system]
+        assert set(metrics) >= CASE_KEYS, CASE_KEYS - set(metrics)
+        assert metrics["catalog_verified"] is True
+        assert metrics["files"] == 60
+        assert metrics["files_per_second"] > 0
+        assert metrics["irods_api_calls_per_file"] > 0  # the register calls reached the test server
+    assert entry["ours"]["engine_counters"]["files_synced"] == 60
+    if not ours_only:
+        assert entry["catalogs_identical"] is True
+        assert entry["speedup"] == pytest.approx(
+            entry["ours"]["files_per_second"] / entry["incumbent"]["files_per_second"], rel=0.02)
+    table = (out / "latest.md").read_text()
+    assert "| register_new | files/s |" in table
+    # The harness leaves no scratch behind.
+    assert not any((REPO / "bench" / ".scratch").glob(f"{data['meta']['stamp']}-*"))
