@@ -247,11 +247,15 @@ def test_hooks_fire_once_per_event_and_job_hooks_once(ingest: Ingest, tmp_path: 
         str(p.relative_to(ingest.source)) if p != ingest.source else "" for p in [ingest.source, *ingest.source.rglob("*")] if p.is_dir()
     }
     assert events.count("post_coll_create") == len(collections)
+    assert events.count("pre_coll_modify") == 0
     ingest.write("f1.txt", b"modified!")
     log.unlink()
     assert ingest.run(handler=hooks_handler(log, operation="PUT_SYNC")).state == "done"
     events = read_hook_log(log)
     assert events.count("pre_data_obj_modify") == 1 and events.count("post_data_obj_create") == 0
+    # Existing collections fire coll_modify (once per directory scanned), as the incumbent's do.
+    assert events.count("pre_coll_modify") == len(collections) == events.count("post_coll_modify")
+    assert events.count("pre_coll_create") == 0
 
 
 def test_hook_raising_fails_only_its_file_with_traceback(ingest: Ingest) -> None:

@@ -78,7 +78,7 @@ class Ingest:
 
 HOOKS = (
     "pre_data_obj_create", "post_data_obj_create", "pre_data_obj_modify", "post_data_obj_modify",
-    "pre_coll_create", "post_coll_create", "pre_data_obj_delete", "post_data_obj_delete",
+    "pre_coll_create", "post_coll_create", "pre_coll_modify", "post_coll_modify", "pre_data_obj_delete", "post_data_obj_delete",
 )
 
 

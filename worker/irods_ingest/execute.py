@@ -333,10 +333,18 @@ class TaskExecutor:
 
     def _ensure_collection(self, collection: str, meta: dict[str, Any]) -> None:
         catalog = self.catalog(meta)
+        # As the incumbent: a directory whose collection exists fires coll_modify, a new one
+        # coll_create. The existence query is skipped for NoOp jobs without collection hooks.
+        modify_hooks = self.handler.has("pre_coll_modify") or self.handler.has("post_coll_modify")
         if self.config.operation is Operation.NO_OP:
-            self._with_hooks("coll_create", lambda: None, catalog, meta)
+            exists = (modify_hooks or self.handler.has("pre_coll_create") or self.handler.has("post_coll_create")) and (
+                catalog.collection_exists(collection)
+            )
+            self._with_hooks("coll_modify" if exists else "coll_create", lambda: None, catalog, meta)
             return
         if catalog.collection_exists(collection):
+            if modify_hooks:
+                self._with_hooks("coll_modify", lambda: None, catalog, meta)
             return
         parent = posixpath.dirname(collection)
         if collection != self.config.target_collection and not catalog.collection_exists(parent):
@@ -591,9 +599,13 @@ class TaskExecutor:
         return self._update_metadata(work, matching[0], matching[0].number if work.resource else None)
 
     def _sync_upload(self, work: FileWork, existing: ObjectInfo) -> bool:
-        if work.operation is Operation.PUT:
+        interrupted = not existing.has_good_replica
+        if work.operation is Operation.PUT and not interrupted:
             return False  # Put never touches an object that is already there
-        if work.operation is Operation.PUT_APPEND and existing.size <= work.entry.size:
+        # An object with no good replica is an upload that never finished (a worker killed
+        # mid-transfer leaves it intermediate or stale, often empty): it is rewritten whole,
+        # whatever the operation, or the file would count as done with its bytes missing.
+        if work.operation is Operation.PUT_APPEND and not interrupted and existing.size <= work.entry.size:
             if existing.size == work.entry.size:
                 return False
             offset = existing.size

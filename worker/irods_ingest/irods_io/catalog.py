@@ -48,6 +48,10 @@ class ObjectInfo:
         good = [r for r in self.replicas if r.status == "1"] or self.replicas
         return good[0].size if good else 0
 
+    @property
+    def has_good_replica(self) -> bool:
+        return any(r.status == "1" for r in self.replicas)
+
     def replicas_under(self, root_resource: str) -> list[Replica]:
         return [r for r in self.replicas if r.root_resource == root_resource or r.resource == root_resource]
 
