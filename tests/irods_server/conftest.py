@@ -42,7 +42,8 @@ def ensure_user(admin: Any, name: str, password: str) -> None:
         admin.users.get(name)
     except UserDoesNotExist:
         admin.users.create(name, "rodsuser")
-        admin.users.modify(name, "password", password)
+    # Always (re)set: other suites sharing the server may have made the user without one.
+    admin.users.modify(name, "password", password)
 
 
 @pytest.fixture
