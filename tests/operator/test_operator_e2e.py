@@ -293,6 +293,7 @@ class event_handler(Core):
 """
 
 
+@pytest.mark.faults  # the fault suite's "operator killed mid-run" case
 def test_operator_restart_mid_run_and_handler_configmap(
     cluster: Cluster, operator_process: OperatorProcess, kubelet: LocalKubelet, irods_session: Callable[..., Any],
     irods_env: IrodsEnv, host_dir: Path
@@ -319,6 +320,16 @@ def test_operator_restart_mid_run_and_handler_configmap(
     assert cluster.events("slow").count("RunStarted") == 1
     lines = hook_log.read_text().splitlines()
     assert len(lines) == 20 and all(line.startswith("v1 ") for line in lines)
+    # Exactly once in the catalog: one object with one replica and the right size per file.
+    landed: dict[str, Any] = {}
+    for _coll, _subs, objects in irods_session().collections.get(collection).walk():
+        for obj in objects:
+            relative = obj.path[len(collection) + 1 :]
+            assert relative not in landed, f"{relative} twice"
+            landed[relative] = obj
+    files = {str(p.relative_to(source)): p.stat().st_size for p in source.rglob("*") if p.is_file()}
+    assert {rel: obj.size for rel, obj in landed.items()} == files
+    assert all(len(obj.replicas) == 1 for obj in landed.values())
 
     # A ConfigMap edit reaches the workers: the next run uses the new handler.
     cluster.core.patch_namespaced_config_map("handler", cluster.namespace, {
