@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import random
@@ -119,8 +120,9 @@ def _small_size(rng: random.Random) -> int:
     return rng.randint(65537, 1 << 20)
 
 
-def make_small_tree(root: Path, count: int, seed: int = 7) -> Dataset:
-    """``count`` files in a nested tree: 1-3 levels, 5-300 files a directory, mixed sizes."""
+def make_small_tree(root: Path, count: int, seed: int = 7, empty: bool = False) -> Dataset:
+    """``count`` files in a nested tree: 1-3 levels, 5-300 files a directory, mixed sizes
+    (``empty``: the same tree with every file empty -- for the 1 M-file RSS run)."""
     rng = random.Random(seed)
     root.mkdir(parents=True)
     blob = rng.randbytes(1 << 20)
@@ -144,8 +146,12 @@ def make_small_tree(root: Path, count: int, seed: int = 7) -> Dataset:
             name = f"file {i:04d}{ext}" if rng.random() < 0.05 else f"f_{i:04d}{ext}"
             size = _small_size(rng)
             path = directory / name
-            with open(path, "wb") as handle:
-                handle.write(blob[:size])
+            if empty:
+                size = 0
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o644))
+            else:
+                with open(path, "wb") as handle:
+                    handle.write(blob[:size])
             made[str(path.relative_to(root))] = size
         created += files_here
     return Dataset(root, made)
@@ -177,13 +183,18 @@ def make_large_files(root: Path, count: int, mib: int) -> Dataset:
     return Dataset(root, made)
 
 
-def time_find(root: Path) -> tuple[float, int]:
-    """Seconds and file count of ``find ROOT -type f | wc -l`` (second of two runs: warm cache)."""
+def time_find(root: Path, printf: str = "") -> tuple[float, int]:
+    """Seconds and file count of ``find ROOT -type f | wc -l`` (the faster of two runs: warm cache).
+
+    ``printf`` (e.g. ``'%s %T@\\n'``) makes find stat every file, as a scan that reads sizes
+    and mtimes must.
+    """
     best = float("inf")
     count = 0
+    action = f" -printf '{printf}'" if printf else ""
     for _ in range(2):
         started = time.perf_counter()
-        out = subprocess.run(f"find '{root}' -type f | wc -l", shell=True, check=True, capture_output=True, text=True)
+        out = subprocess.run(f"find '{root}' -type f{action} | wc -l", shell=True, check=True, capture_output=True, text=True)
         best = min(best, time.perf_counter() - started)
         count = int(out.stdout.strip())
     return best, count
@@ -373,6 +384,14 @@ def verify(session: iRODSSession, collection: str, dataset: Dataset, registered:
     return catalog
 
 
+def catalog_digest(catalog: dict[str, tuple[int, str]]) -> str:
+    """SHA-256 over the sorted (relative path, size) pairs: equal digests = identical catalogs across runs."""
+    digest = hashlib.sha256()
+    for rel in sorted(catalog):
+        digest.update(f"{rel}\0{catalog[rel][0]}\n".encode())
+    return digest.hexdigest()
+
+
 # ============================================================================ the harness
 @dataclass
 class Env:
@@ -386,6 +405,7 @@ class Env:
     base: str  # the collection that holds this run's collections
     stamp: str
     profile_dir: Path | None = None
+    sample_interval: float = 1.0
     spawned: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def irods_env(self) -> dict[str, str]:
@@ -535,7 +555,7 @@ def measure(env: Env, spec: Spec) -> dict[str, Any]:
         discovered_at: list[float] = []
         # Only a fresh job's run: a rescan's run hash still shows the previous run's totals at first.
         watcher = _DiscoveryWatcher(env.redis_url, spec.job, spec.files) if spec.case == "scan_noop" else None
-        with RedisMonitor(env.redis_url) as monitor, Sampler(roots) as sampler:
+        with RedisMonitor(env.redis_url) as monitor, Sampler(roots, env.sample_interval) as sampler:
             if watcher:
                 watcher.start()
             wall, code, driver_cpu = run_timed(command, environ, logs / f"{tag}-start.log", timeout=3600)
@@ -604,8 +624,9 @@ def measure(env: Env, spec: Spec) -> dict[str, Any]:
         result["engine_counters"] = our_status
     if spec.verify:
         with env.session() as session:
-            verify(session, spec.collection, spec.source, registered=spec.operation.startswith("Register"))
+            catalog = verify(session, spec.collection, spec.source, registered=spec.operation.startswith("Register"))
         result["catalog_verified"] = True
+        result["catalog_digest"] = catalog_digest(catalog)
     log(f"{spec.case:20} {spec.system:9} {spec.files} files in {wall:.2f}s = {spec.files / wall:,.0f} files/s")
     return result
 
@@ -705,7 +726,39 @@ def run_case(env: Env, case: str, datasets: dict[str, Dataset], systems: list[st
         entry["find_files_per_second"] = datasets["find_rate"].files["rate"]
         entry["scan_enqueue_files_per_second"] = round(rate, 1)
         entry["scan_fraction_of_find"] = round(rate / datasets["find_rate"].files["rate"], 4)
+        entry["find_stat_files_per_second"] = datasets["find_rate"].files["stat_rate"]
+        entry["scan_fraction_of_find_stat"] = round(rate / datasets["find_rate"].files["stat_rate"], 4)
     return entry
+
+
+def merge_results(results: dict[str, Any], other: dict[str, Any], source: str) -> None:
+    """Fill each case's missing system from ``other`` (a run on the same generated tree, at another time).
+
+    The two runs did not share a machine slot, so the speedup carries the load difference
+    (``meta.merged``) -- the per-file counts do not depend on load. Catalogs are compared by digest.
+    """
+    if other["meta"]["files"] != results["meta"]["files"]:
+        raise SystemExit(f"--merge {source}: {other['meta']['files']} files there, {results['meta']['files']} here")
+    theirs = {entry["case"]: entry for entry in other["cases"]}
+    merged = []
+    for entry in results["cases"]:
+        match = theirs.get(entry["case"])
+        if match is None:
+            continue
+        for system in ("incumbent", "ours"):
+            if system not in entry and system in match:
+                entry[system] = match[system] | {"from_run": other["meta"]["stamp"]}
+        if "incumbent" in entry and "ours" in entry:
+            entry["speedup"] = round(entry["ours"]["files_per_second"] / entry["incumbent"]["files_per_second"], 2)
+            a, b = entry["incumbent"].get("catalog_digest"), entry["ours"].get("catalog_digest")
+            if a and b:
+                if a != b:
+                    raise AssertionError(f"{entry['case']}: the two systems' catalogs differ (digest)")
+                entry["catalogs_identical"] = True
+            merged.append(entry["case"])
+    results["meta"]["merged"] = {"from": source, "stamp": other["meta"]["stamp"], "cases": merged,
+                                 "their_load_before": other["meta"]["load_before"],
+                                 "their_load_after": other["meta"]["load_after"]}
 
 
 # ============================================================================ report
@@ -729,6 +782,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"{meta['files']} small files ({meta['directories']} directories), {meta['workers']} worker processes per system, "
         f"files_per_task {FILES_PER_TASK}, {meta['cpus']} CPUs (load before: {meta['load_before']}). "
         "Catalogs verified for every number below.",
+        *(["", f"The other system's numbers for {', '.join(meta['merged']['cases'])} come from run "
+           f"{meta['merged']['stamp']} on the same generated tree (load before: {meta['merged']['their_load_before']}); "
+           "catalogs compared by digest."] if meta.get("merged") else []),
         "",
         "| case | metric | incumbent | ours | ratio |",
         "|---|---|---:|---:|---:|",
@@ -744,8 +800,18 @@ def markdown(results: dict[str, Any]) -> str:
             lines.append(f"| {case} | {label} | {fmt.format(inc) if inc is not None else '-'} | "
                          f"{fmt.format(our) if our is not None else '-'} | {ratio} |")
         if "scan_fraction_of_find" in entry:
-            lines.append(f"| {case} | scan+enqueue files/s vs find | find {entry['find_files_per_second']:,.0f} | "
+            lines.append(f"| {case} | scan+enqueue files/s vs find -type f | find {entry['find_files_per_second']:,.0f} | "
                          f"{entry['scan_enqueue_files_per_second']:,.0f} | {entry['scan_fraction_of_find']:.1%} |")
+        if "scan_fraction_of_find_stat" in entry:
+            lines.append(f"| {case} | scan+enqueue vs find -printf '%s %T@' (stats each file) | "
+                         f"find {entry['find_stat_files_per_second']:,.0f} | {entry['scan_enqueue_files_per_second']:,.0f} | "
+                         f"{entry['scan_fraction_of_find_stat']:.1%} |")
+        ours = entry.get("ours", {})
+        if ours.get("rss_curve_mib"):
+            curve = [mib for _t, mib in ours["rss_curve_mib"]]
+            tenth = max(1, len(curve) // 10)
+            lines.append(f"| {case} | our RSS curve MiB (first 10 % / last 10 % of samples, max) | | "
+                         f"{max(curve[:tenth]):.1f} / {max(curve[-tenth:]):.1f}, {max(curve):.1f} | |")
     return "\n".join(lines) + "\n"
 
 
@@ -773,6 +839,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cases", nargs="+", default=ALL_CASES, choices=ALL_CASES)
     parser.add_argument("--out", default=str(HERE / "results"), help="results directory (default bench/results)")
     parser.add_argument("--ours-only", action="store_true", help="skip the incumbent (no virtualenv needed)")
+    parser.add_argument("--incumbent-only", action="store_true",
+                        help="run only the incumbent (e.g. a long 100 k run in the background; combine with --merge)")
+    parser.add_argument("--merge", metavar="JSON", default=None,
+                        help="take the other system's entries from an earlier run of the same --files tree (same seed): "
+                             "speedups are computed against them, catalogs compared by digest")
+    parser.add_argument("--empty-files", action="store_true",
+                        help="every small file empty (the same tree shape; for the 1 M-file RSS run)")
+    parser.add_argument("--sample-interval", type=float, default=1.0, help="RSS sampling interval, seconds (default 1)")
     parser.add_argument("--large-files", type=int, default=4, help="files in the Put case (default 4)")
     parser.add_argument("--large-mib", type=int, default=24, help="MiB per large file (default 24)")
     parser.add_argument("--profile", action="store_true", help="run our workers under cProfile (.prof files in --out)")
@@ -794,7 +868,9 @@ def main(argv: list[str] | None = None) -> int:
         print(table)
         return 0
     stamp = time.strftime("%Y%m%dT%H%M%S")
-    systems = ["ours"] if args.ours_only else ["incumbent", "ours"]
+    if args.ours_only and args.incumbent_only:
+        raise SystemExit("--ours-only and --incumbent-only exclude each other")
+    systems = ["ours"] if args.ours_only else ["incumbent"] if args.incumbent_only else ["incumbent", "ours"]
     incumbent = None if args.ours_only else incumbent_venv(Path(args.cache))
     scratch_parent = HERE / ".scratch"
     scratch_parent.mkdir(exist_ok=True)
@@ -808,15 +884,17 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     try:
         log(f"scratch {scratch}; generating {args.files} files")
-        datasets: dict[str, Dataset] = {"small": make_small_tree(scratch / "data" / "tree", args.files)}
+        datasets: dict[str, Dataset] = {"small": make_small_tree(scratch / "data" / "tree", args.files, empty=args.empty_files)}
         if "put_large" in cases:
             datasets["large"] = make_large_files(scratch / "data" / "large", args.large_files, args.large_mib)
         find_seconds, find_count = time_find(datasets["small"].root)
-        datasets["find_rate"] = Dataset(Path("."), {"rate": int(find_count / max(find_seconds, 1e-9))})
+        stat_seconds, _ = time_find(datasets["small"].root, printf="%s %T@\\n")
+        datasets["find_rate"] = Dataset(Path("."), {"rate": int(find_count / max(find_seconds, 1e-9)),
+                                                    "stat_rate": int(find_count / max(stat_seconds, 1e-9))})
         redis_server.start()
         irods_process, host, port, control_port = start_irods_server(scratch)
         env = Env(scratch, redis_server.url, host, port, ControlClient(host, control_port), incumbent, args.workers,
-                  f"/{ZONE}/home/{USER}/bench-{stamp}", stamp, out if args.profile else None)
+                  f"/{ZONE}/home/{USER}/bench-{stamp}", stamp, out if args.profile else None, args.sample_interval)
         with env.session() as session:
             session.collections.create(env.base)
         entries = []
@@ -834,11 +912,14 @@ def main(argv: list[str] | None = None) -> int:
                 "cpus": os.cpu_count(), "load_before": [round(x, 2) for x in load_before],
                 "load_after": [round(x, 2) for x in os.getloadavg()],
                 "find_seconds": round(find_seconds, 4), "find_files_per_second": datasets["find_rate"].files["rate"],
+                "find_stat_seconds": round(stat_seconds, 4), "empty_files": args.empty_files,
                 "incumbent": INCUMBENT_SPEC if incumbent else None, "systems": systems,
                 "method": "see docs/performance.md",
             },
             "cases": entries,
         }
+        if args.merge:
+            merge_results(results, json.loads(Path(args.merge).read_text()), Path(args.merge).name)
         (out / f"{stamp}.json").write_text(json.dumps(results, indent=2) + "\n")
         table = markdown(results)
         (out / "latest.md").write_text(table)

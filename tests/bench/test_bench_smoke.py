@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,3 +68,42 @@ def test_harness_runs_verifies_and_writes_results(tmp_path: Path) -> None:
     assert "| register_new | files/s |" in table
     # The harness leaves no scratch behind.
     assert not any((REPO / "bench" / ".scratch").glob(f"{data['meta']['stamp']}-*"))
+
+
+
+def _harness() -> Any:
+    """bench/run.py as a module (it is a script, not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_run", HARNESS)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_run"] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def _results(stamp: str, system: str, files_per_second: float, digest: str, files: int = 100) -> dict[str, Any]:
+    return {
+        "meta": {"stamp": stamp, "files": files, "load_before": [1.0], "load_after": [2.0], "directories": 1,
+                 "workers": 2, "cpus": 2},
+        "cases": [{"case": "register_new", system: {"files_per_second": files_per_second, "catalog_digest": digest}}],
+    }
+
+
+def test_merge_takes_the_other_systems_run_and_compares_catalogs_by_digest() -> None:
+    harness = _harness()
+    ours = _results("B", "ours", 900.0, "d1")
+    harness.merge_results(ours, _results("A", "incumbent", 60.0, "d1"), "A.json")
+    entry: dict[str, Any] = ours["cases"][0]
+    assert entry["speedup"] == 15.0
+    assert entry["catalogs_identical"] is True
+    assert entry["incumbent"]["from_run"] == "A"
+    assert ours["meta"]["merged"]["cases"] == ["register_new"]
+    assert "come from run A" in harness.markdown(ours)
+
+    differing = _results("C", "ours", 900.0, "d2")
+    with pytest.raises(AssertionError, match="catalogs differ"):
+        harness.merge_results(differing, _results("A", "incumbent", 60.0, "d1"), "A.json")
+    with pytest.raises(SystemExit, match="100 files there, 5 here"):
+        harness.merge_results(_results("D", "ours", 900.0, "d1", files=5), _results("A", "incumbent", 60.0, "d1"), "A.json")

@@ -12,7 +12,7 @@ import stat
 from dataclasses import dataclass, field
 
 from irods_ingest.config import FileType, JobConfig, Operation, SymlinkPolicy
-from irods_ingest.tasks import FileEntry
+from irods_ingest.tasks import FileEntry, wire_name
 
 _TYPE_OF_MODE = (
     (stat.S_ISREG, FileType.REGULAR),
@@ -26,6 +26,8 @@ _TYPE_OF_MODE = (
 
 
 def file_type(mode: int) -> FileType | None:
+    if stat.S_ISREG(mode):  # the common case first, without the loop
+        return FileType.REGULAR
     for test, kind in _TYPE_OF_MODE:
         if test(mode):
             return kind
@@ -86,6 +88,8 @@ def scan_directory(
     result = DirectoryScan()
     absolute_dir = os.path.join(root, directory) if directory else root
     uploads = config.operation.uploads
+    use_cache = not config.ignore_cache and bool(cached)  # a directory never synced has no cache to compare
+    regular = FileType.REGULAR.value
     with os.scandir(absolute_dir) as entries:
         for dirent in entries:
             name = dirent.name
@@ -118,13 +122,14 @@ def scan_directory(
             if uploads and kind is FileType.REGULAR and not os.access(dirent.path, os.R_OK):
                 result.skipped.append(Skipped(name, "permission denied: the worker cannot read this file", failed=True))
                 continue
-            entry = FileEntry(name=name, size=st.st_size, mtime_ns=st.st_mtime_ns, kind=kind.value)
-            if not config.ignore_cache and cached.get(entry.cache_field) == entry.cache_value:
+            entry = FileEntry(name, st.st_size, st.st_mtime_ns, regular if kind is FileType.REGULAR else kind.value)
+            if use_cache and cached.get(entry.cache_field) == entry.cache_value:
                 result.unchanged.append(entry)
             else:
                 result.to_sync.append(entry)
-    present = {FileEntry(n, 0, 0).cache_field for n in result.names_seen}
-    result.stale_cache = [field_name for field_name in cached if field_name not in present]
+    if cached:
+        present = {wire_name(n) for n in result.names_seen}  # cache fields are wire names
+        result.stale_cache = [field_name for field_name in cached if field_name not in present]
     return result
 
 

@@ -98,8 +98,13 @@ return #due
 # Acknowledge one task with its whole outcome.
 # KEYS: run, queue, delayed, processing(W), failures, claimers, history, cache keys...
 # ARGV: raw task, run id, outcome JSON, processing prefix, finalize raw, now
-# outcome: {counters={}, enqueue=[raw], delay=[[score, raw]], failures=[raw],
+# outcome: {counters={}, enqueue=[raw], enqueue_first=[raw], delay=[[score, raw]], failures=[raw],
 #           cache=[[key_index, field, value_or_false]], finalize=bool, error=str}
+# ``enqueue`` goes to the far end of the queue (FIFO); ``enqueue_first`` (directory scans) to
+# the claim end, so that discovery runs ahead of the file batches it produces: the whole tree
+# is known early (progress, ETA) and every worker can scan while there is scanning to do.
+# Cache updates are applied as one variadic HSET/HDEL per directory (sets before deletes,
+# as listed), not one call per file.
 ACK: Final = (
     _IN_FLIGHT
     + _MAYBE_FINISH
@@ -120,6 +125,10 @@ for _, raw in ipairs(outcome.enqueue) do
   redis.call('LPUSH', KEYS[2], raw)
   enqueued = enqueued + 1
 end
+for _, raw in ipairs(outcome.enqueue_first or {}) do
+  redis.call('RPUSH', KEYS[2], raw)
+  enqueued = enqueued + 1
+end
 for _, item in ipairs(outcome.delay) do
   redis.call('ZADD', KEYS[3], item[1], item[2])
   enqueued = enqueued + 1
@@ -128,10 +137,23 @@ if enqueued > 0 then redis.call('HINCRBY', KEYS[1], 'tasks_enqueued', enqueued) 
 for _, raw in ipairs(outcome.failures) do
   redis.call('LPUSH', KEYS[5], raw)
 end
+local sets, dels = {}, {}
 for _, op in ipairs(outcome.cache) do
-  local key = KEYS[7 + op[1]]
-  if op[3] then redis.call('HSET', key, op[2], op[3]) else redis.call('HDEL', key, op[2]) end
+  local group = dels
+  if op[3] then group = sets end
+  local args = group[op[1]]
+  if not args then args = {}; group[op[1]] = args end
+  args[#args + 1] = op[2]
+  if op[3] then args[#args + 1] = op[3] end
 end
+-- unpack() is bounded by Lua's C stack (LUAI_MAXCSTACK 8000): apply in chunks
+local function apply(command, key, args)
+  for first = 1, #args, 1000 do
+    redis.call(command, key, unpack(args, first, math.min(first + 999, #args)))
+  end
+end
+for index, args in pairs(sets) do apply('HSET', KEYS[7 + index], args) end
+for index, args in pairs(dels) do apply('HDEL', KEYS[7 + index], args) end
 if outcome.error and outcome.error ~= '' then redis.call('HSET', KEYS[1], 'error', outcome.error) end
 if outcome.finalize then
   local err = redis.call('HGET', KEYS[1], 'error')
