@@ -445,13 +445,15 @@ def test_operation_delete_mode_matrix(
 
 
 @pytest.mark.parametrize("delete_mode", [DM.UNREGISTER, DM.TRASH, DM.NO_TRASH])
-def test_s3_sources_only_support_do_not_delete(delete_mode: DeleteMode) -> None:
+def test_s3_sources_take_the_delete_modes_their_operation_allows(delete_mode: DeleteMode) -> None:
     operation = OPS.REGISTER_SYNC if delete_mode is DM.UNREGISTER else OPS.PUT_SYNC
     raw = defaulted_spec(source=s3_source(), operation=str(operation), deleteMode=str(delete_mode))
+    assert spec_problems(raw) == []
 
-    problems = spec_problems(raw)
+    wrong = OPS.PUT_SYNC if delete_mode is DM.UNREGISTER else OPS.REGISTER_SYNC
+    problems = spec_problems(defaulted_spec(source=s3_source(), operation=str(wrong), deleteMode=str(delete_mode)))
     assert [p.field for p in problems] == ["spec.deleteMode"]
-    assert "S3" in problems[0].message
+    assert str(wrong) in problems[0].message
 
 
 def test_register_as_replica_needs_a_resource_or_a_handler() -> None:

@@ -3,12 +3,8 @@ loopback), a real redis-server and the iRODS test server."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import random
-import socket
-import struct
-import threading
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -16,14 +12,17 @@ from typing import Any
 import pytest
 
 from irods_ingest.config import Operation
-from irods_ingest.s3_io import CHUNK_BYTES
+from irods_ingest.s3_io import CHUNK_BYTES, TransferSettings
 from irods_ingest.s3_io.bucket import RESUMES_PER_READ
+from irods_ingest.testing.irods_server import IrodsTestServer
 from testsupport.s3_fixtures import MotoServer, S3Endpoint
 from testsupport.s3_ingest import S3Ingest
+from testsupport.s3_proxy import CuttingProxy
 
 pytestmark = [pytest.mark.redis, pytest.mark.irods]
 
 MIB = 1024 * 1024
+REPLICA_CLOSE_APN = 20004  # an extra handle of a parallel transfer closing (no finalize)
 ODD_KEYS = {
     "top.txt": b"top\n",
     "dir/b.txt": b"b" * 100,
@@ -124,7 +123,9 @@ def test_put_append_streams_only_the_new_bytes_and_verifies(s3_ingest: S3Ingest)
 
 
 # ---------------------------------------------------------------- large objects
-def test_object_larger_than_64_mib_streams_in_chunks_and_verifies_its_multipart_etag(s3_ingest: S3Ingest) -> None:
+def test_object_larger_than_64_mib_goes_as_parallel_parts_and_verifies_its_multipart_etag(
+    s3_ingest: S3Ingest, irods_server: IrodsTestServer | None
+) -> None:
     parts, part_size = 9, 8 * MIB  # 72 MiB, uploaded the way boto3/aws-cli split it
     key = "big/large.bin"
     upload = s3_ingest.client.create_multipart_upload(Bucket=s3_ingest.bucket, Key=f"data/{key}")
@@ -142,10 +143,14 @@ def test_object_larger_than_64_mib_streams_in_chunks_and_verifies_its_multipart_
     etag = s3_ingest.client.head_object(Bucket=s3_ingest.bucket, Key=f"data/{key}")["ETag"].strip('"')
     assert etag.endswith(f"-{parts}")
 
+    joined_before = irods_server.api_counts().get(REPLICA_CLOSE_APN, 0) if irods_server else 0
     status = s3_ingest.run(operation=Operation.PUT, verify_checksum=True)
     assert status.state == "done", s3_ingest.ingest.failures()
     assert_counts(status, files_synced=1, bytes_synced=parts * part_size)
     assert irods_sha256(s3_ingest, key) == (parts * part_size, expected.hexdigest())
+    if irods_server is not None:  # above the default 32 MiB threshold: 8 MiB parts, 4 in flight
+        joined = irods_server.api_counts().get(REPLICA_CLOSE_APN, 0) - joined_before
+        assert 1 <= joined <= TransferSettings().parts_in_flight - 1, joined
 
 
 # ---------------------------------------------------------------- integrity
@@ -229,66 +234,6 @@ def test_wrong_secret_fails_the_run_with_a_reason_naming_the_credentials(
 
 
 # ---------------------------------------------------------------- interrupted transfers
-class CuttingProxy:
-    """A TCP proxy in front of the S3 server that resets a connection once it has carried
-    ``cut_after`` response bytes, for the first ``cuts`` such connections: a real broken
-    download, mid-body."""
-
-    def __init__(self, upstream_port: int, cut_after: int, cuts: int) -> None:
-        self.upstream_port = upstream_port
-        self.cut_after = cut_after
-        self.remaining = cuts
-        self.cuts = 0
-        self.lock = threading.Lock()
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
-            threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
-
-    def _pump(self, source: socket.socket, sink: socket.socket, downstream: bool) -> None:
-        carried = 0
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-                carried += len(data)
-                if downstream and carried > self.cut_after and self._take_cut():
-                    sink.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                    break
-        except OSError:
-            pass  # the other side went away: close both ends below
-        for sock in (source, sink):
-            # shutdown() first: it wakes the other pump blocked in recv() on the same socket,
-            # which close() alone would not (and the client would wait for its read timeout).
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            with contextlib.suppress(OSError):
-                sock.close()
-
-    def _take_cut(self) -> bool:
-        with self.lock:
-            if self.remaining <= 0:
-                return False
-            self.remaining -= 1
-            self.cuts += 1
-            return True
-
-    def close(self) -> None:
-        self.listener.close()
-
-
 # One cut is resumed by a ranged GET within the same read; more cuts than one read resumes
 # fail the file's attempt (RetryableError) and the FILES task is retried after its backoff.
 @pytest.mark.parametrize("cuts", [1, RESUMES_PER_READ + 2], ids=["resumed-within-the-read", "retried-as-a-task"])

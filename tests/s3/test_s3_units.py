@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,9 +14,11 @@ import pytest
 from irods_ingest.checksums import StreamVerifier, part_size_candidates
 from irods_ingest.cli import build_parser, config_from_args, read_keypair
 from irods_ingest.config import DeleteMode, JobConfig, Operation, S3Source, cache_generation, check, validate
-from irods_ingest.errors import ConfigError
-from irods_ingest.s3_io import ListPage, S3Object
+from irods_ingest.errors import ConfigError, PermanentError, RetryableError
+from irods_ingest.s3_io import ListPage, S3Object, TransferSettings
+from irods_ingest.s3_io.bucket import ENV_PAGE_SIZE, ENV_PART_BYTES, ENV_PARTS_IN_FLIGHT
 from irods_ingest.s3_scan import classify_page, list_prefix
+from irods_ingest.s3_transfer import Part, copy_parts, plan_parts
 from irods_ingest.scan import Filters
 from irods_ingest.tasks import FileEntry, Task, TaskKind
 
@@ -45,11 +50,16 @@ def test_bad_bucket_names_are_refused(bucket: str) -> None:
     assert [p.field for p in problems] == ["s3.bucket"]
 
 
-def test_exactly_one_source_and_only_do_not_delete() -> None:
+def test_exactly_one_source_and_delete_modes_follow_the_operation() -> None:
     both = validate(BASE.with_changes(source_path="/data"))
     assert [p.field for p in both] == ["source_path"]
-    trash = validate(BASE.with_changes(operation=Operation.PUT_SYNC, delete_mode=DeleteMode.TRASH))
-    assert [p.field for p in trash] == ["delete_mode"] and "S3" in trash[0].message
+    # An object removed from the bucket is deleted as a vanished file is: every delete mode
+    # the operation allows is allowed for S3 too, and the incumbent's matrix still refuses the rest.
+    for operation, mode in ((Operation.PUT_SYNC, DeleteMode.TRASH), (Operation.PUT_APPEND, DeleteMode.NO_TRASH),
+                            (Operation.REGISTER_SYNC, DeleteMode.UNREGISTER)):
+        assert validate(BASE.with_changes(operation=operation, delete_mode=mode)) == [], (operation, mode)
+    wrong = validate(BASE.with_changes(operation=Operation.REGISTER_SYNC, delete_mode=DeleteMode.TRASH))
+    assert [p.field for p in wrong] == ["delete_mode"] and "incompatible with operation RegisterSync" in wrong[0].message
     plain_http = validate(BASE.with_changes(s3=S3Source("my-bucket", endpoint="http://minio:9000")))
     assert [p.field for p in plain_http] == ["s3.endpoint"]
     assert validate(BASE.with_changes(s3=S3Source("my-bucket", endpoint="http://minio:9000", insecure=True))) == []
@@ -236,3 +246,118 @@ def test_boto_errors_are_translated_into_the_engine_taxonomy() -> None:
         assert type(error) is PermanentError and "AWS_SECRET_ACCESS_KEY" in str(error), credential
     assert type(translated(client_error("NoSuchKey", 404))) is SourceVanished
     assert "bucket name" in str(translated(client_error("NoSuchBucket", 404)))
+
+
+# ---------------------------------------------------------------- transfer settings and parallel parts
+def test_transfer_settings_come_from_the_worker_environment_and_bad_values_are_named() -> None:
+    assert TransferSettings.from_environment({}) == TransferSettings()
+    tuned = TransferSettings.from_environment({ENV_PART_BYTES: "1048576", ENV_PARTS_IN_FLIGHT: "2", ENV_PAGE_SIZE: "5"})
+    assert (tuned.part_bytes, tuned.parts_in_flight, tuned.page_size) == (1048576, 2, 5)
+    for variable, value in ((ENV_PARTS_IN_FLIGHT, "0"), (ENV_PART_BYTES, "8MiB"), (ENV_PAGE_SIZE, "1001")):
+        with pytest.raises(PermanentError, match=variable):
+            TransferSettings.from_environment({variable: value})
+
+
+def test_parts_cover_the_range_exactly() -> None:
+    parts = plan_parts(5, 5 + 10 * 3 + 4, 10)
+    assert [(p.offset, p.length) for p in parts] == [(5, 10), (15, 10), (25, 10), (35, 4)]
+    assert plan_parts(7, 7, 10) == []
+
+
+class _RecordingWriter:
+    """Writes parts into a bytearray at their offsets (as ParallelWrite does into a replica)."""
+
+    def __init__(self, size: int) -> None:
+        self.target = bytearray(size)
+        self.lock = threading.Lock()
+        self.active = 0
+        self.most_active = 0
+
+    def write_at(self, offset: int, chunks: Iterator[bytes]) -> int:
+        with self.lock:
+            self.active += 1
+            self.most_active = max(self.most_active, self.active)
+        try:
+            written = 0
+            for chunk in chunks:
+                self.target[offset + written : offset + written + len(chunk)] = chunk
+                written += len(chunk)
+            return written
+        finally:
+            with self.lock:
+                self.active -= 1
+
+
+def test_parallel_parts_are_hashed_in_order_with_bounded_buffering() -> None:
+    size, part_bytes, window = 1000, 64, 3
+    data = bytes(random.Random(1).randbytes(size))
+    parts = plan_parts(0, size, part_bytes)
+    all_started = threading.Barrier(3, timeout=10)  # met inside write_at: the window is full
+    later_done = threading.Semaphore(0)
+    held = {"now": 0, "most": 0}
+    lock = threading.Lock()
+
+    def fetch(part: Part) -> Iterator[bytes]:
+        if part.index < 3:
+            all_started.wait()  # all three parts of the window are in write_at at once
+        if part.index == 0:
+            # The first part is slow: parts 1 and 2 finish first and must wait, buffered, for
+            # it to be hashed, and part 3 may not start before that.
+            assert later_done.acquire(timeout=10) and later_done.acquire(timeout=10)
+        for start in range(part.offset, part.end, 16):
+            chunk = data[start : min(start + 16, part.end)]
+            with lock:
+                held["now"] += len(chunk)
+                held["most"] = max(held["most"], held["now"])
+            yield chunk
+        if part.index in (1, 2):
+            later_done.release()
+
+    class Hasher:
+        def __init__(self) -> None:
+            self.md5 = hashlib.md5()
+
+        def update(self, chunk: bytes) -> None:
+            with lock:
+                held["now"] -= len(chunk)
+            self.md5.update(chunk)
+
+    writer = _RecordingWriter(size)
+    hasher = Hasher()
+    assert copy_parts(parts, fetch, writer, parts_in_flight=window, hasher=hasher) == size
+    assert bytes(writer.target) == data
+    assert hasher.md5.hexdigest() == hashlib.md5(data).hexdigest()  # in order, despite finishing out of order
+    assert held["most"] <= window * part_bytes
+    assert writer.most_active == window  # the window was used, not a sequential copy
+
+
+def test_a_failing_part_stops_the_others_and_its_error_is_raised() -> None:
+    parts = plan_parts(0, 64 * 20, 64)
+    started: list[int] = []
+
+    def fetch(part: Part) -> Iterator[bytes]:
+        started.append(part.index)
+        if part.index == 2:
+            raise RetryableError("connection to S3 lost")
+        yield b"x" * part.length
+
+    with pytest.raises(RetryableError, match="connection to S3 lost"):
+        copy_parts(parts, fetch, _RecordingWriter(64 * 20), parts_in_flight=2)
+    assert max(started) < 6  # nothing much beyond the window was started after the failure
+
+    def short(part: Part) -> Iterator[bytes]:
+        yield b"x" * (part.length - 1)
+
+    with pytest.raises(RetryableError, match="instead of 64"):
+        copy_parts(parts[:1], short, _RecordingWriter(64), parts_in_flight=2, where="/b/k")
+
+
+def test_page_names_seen_include_excluded_and_skipped_entries() -> None:
+    page = ListPage(
+        objects=[S3Object(f"data/2024/{n}", 1, "e", 0) for n in ("keep.txt", "x.tmp", "..", "")],
+        common_prefixes=["data/2024/sub/", "data/2024/skipme/"],
+        next_token="",
+    )
+    config = BASE.with_changes(exclude_names=(r".*\.tmp",), exclude_directories=("skipme",))
+    result = classify_page(page, S3, "", Filters(config))
+    assert result.names_seen == {"keep.txt", "x.tmp", "..", "sub", "skipme"}  # never the folder marker ""

@@ -27,8 +27,37 @@ class S3Ingest:
                         region=self.endpoint.region)
 
     def put(self, relative: str, data: bytes) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=f"{self.prefix}/{relative}" if self.prefix else relative, Body=data)
+        self.client.put_object(Bucket=self.bucket, Key=self.key(relative), Body=data)
 
     def run(self, **changes: Any) -> RunStatus:
         changes.setdefault("s3", self.source)
         return self.ingest.run(source_path="", **changes)
+
+    def key(self, relative: str) -> str:
+        return f"{self.prefix}/{relative}" if self.prefix else relative
+
+    def put_multipart(self, relative: str, parts: list[bytes]) -> str:
+        """Upload ``parts`` as one multipart object (as aws-cli/boto3 do above 8 MiB); returns its ETag."""
+        key = self.key(relative)
+        upload = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)
+        done = []
+        for number, data in enumerate(parts, start=1):
+            reply = self.client.upload_part(Bucket=self.bucket, Key=key, PartNumber=number, UploadId=upload["UploadId"], Body=data)
+            done.append({"PartNumber": number, "ETag": reply["ETag"]})
+        self.client.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload["UploadId"],
+                                              MultipartUpload={"Parts": done})
+        return str(self.client.head_object(Bucket=self.bucket, Key=key)["ETag"]).strip('"')
+
+    def delete(self, relative: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self.key(relative))
+
+
+def tune_transfers(monkeypatch: Any, *, threshold: int | None = None, part: int | None = None, in_flight: int | None = None,
+                   page_size: int | None = None) -> None:
+    """Set the workers' S3 transfer settings (environment, read when a worker opens its bucket)."""
+    from irods_ingest.s3_io import bucket
+
+    for variable, value in ((bucket.ENV_PARALLEL_THRESHOLD, threshold), (bucket.ENV_PART_BYTES, part),
+                            (bucket.ENV_PARTS_IN_FLIGHT, in_flight), (bucket.ENV_PAGE_SIZE, page_size)):
+        if value is not None:
+            monkeypatch.setenv(variable, str(value))

@@ -7,7 +7,9 @@ FILES batches, so many workers list one bucket at once and no task holds more th
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from irods_ingest.config import FileType, S3Source
 from irods_ingest.s3_io import ListPage
@@ -23,6 +25,30 @@ class PageScan:
     candidates: list[FileEntry] = field(default_factory=list)  # not excluded; the change cache decides
     excluded: int = 0
     skipped: list[Skipped] = field(default_factory=list)
+    # every object and subprefix name of the page, excluded and skipped ones included (so
+    # that excluding something never deletes it from iRODS), as the scan of a directory has
+    names_seen: set[str] = field(default_factory=set)
+
+
+class ListingBook(Protocol):
+    """What a multi-page prefix's pages remember for its last page (the job store, in Redis).
+
+    A listing page never sees a whole prefix: every page but the last adds its names (before
+    its acknowledgement enqueues the next page), and the last page compares the iRODS
+    collection and the change cache against them, then forgets them.
+    """
+
+    def remember_seen(self, run_id: str, directory: str, names: Iterable[str]) -> None: ...
+
+    def seen_started(self, run_id: str, directory: str) -> bool: ...
+
+    def seen_among(self, run_id: str, directory: str, names: list[str]) -> set[str]: ...
+
+    def forget_seen(self, run_id: str, directory: str) -> None: ...
+
+    def forget_run_seen(self, run_id: str) -> int: ...
+
+    def cache_fields(self, generation: str, directory: str, batch: int = 1000) -> Iterator[list[str]]: ...
 
 
 def list_prefix(source: S3Source, directory: str) -> str:
@@ -36,6 +62,7 @@ def classify_page(page: ListPage, source: S3Source, directory: str, filters: Fil
     for prefix in page.common_prefixes:
         name = prefix[len(listed) :].removesuffix("/")
         relative = join_relative(directory, name)
+        result.names_seen.add(name)
         if name in _BAD_SEGMENTS:
             result.skipped.append(Skipped(f"{name}/", f"prefix {prefix!r} has an empty, '.' or '..' segment, which iRODS cannot name"))
         elif not filters.excludes_directory(relative):
@@ -44,6 +71,7 @@ def classify_page(page: ListPage, source: S3Source, directory: str, filters: Fil
         name = obj.key[len(listed) :]
         if not name:
             continue  # the "folder" marker of the prefix itself (a key ending in "/")
+        result.names_seen.add(name)
         if name in (".", ".."):
             result.skipped.append(Skipped(name, f"key {obj.key!r} ends in a '.' or '..' segment, which iRODS cannot name"))
             continue

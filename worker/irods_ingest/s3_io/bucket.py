@@ -24,9 +24,16 @@ import urllib3.exceptions
 from irods_ingest.config import S3Source
 from irods_ingest.errors import PermanentError, RetryableError, SourceVanished
 
-LIST_PAGE_SIZE: Final = 1000
-CHUNK_BYTES: Final = 8 * 1024 * 1024
+MIB: Final = 1024 * 1024
+LIST_PAGE_SIZE: Final = 1000  # S3's own maximum
+CHUNK_BYTES: Final = 8 * MIB
 RESUMES_PER_READ: Final = 3  # a broken body stream is resumed (ranged GET) this often in one read
+
+# Worker environment settings of S3 transfers (a property of the worker's memory, not of a job).
+ENV_PARALLEL_THRESHOLD: Final = "IRODS_INGEST_S3_PARALLEL_THRESHOLD"
+ENV_PART_BYTES: Final = "IRODS_INGEST_S3_PART_BYTES"
+ENV_PARTS_IN_FLIGHT: Final = "IRODS_INGEST_S3_PARTS_IN_FLIGHT"
+ENV_PAGE_SIZE: Final = "IRODS_INGEST_S3_PAGE_SIZE"
 
 CREDENTIALS_HINT: Final = "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (the S3 credentials Secret or --s3_keypair)"
 _CREDENTIAL_CODES: Final = frozenset(
@@ -55,6 +62,44 @@ class S3Object:
     size: int
     etag: str  # without the quotes
     last_modified_ns: int
+
+
+@dataclass(frozen=True)
+class TransferSettings:
+    """How one worker thread moves S3 objects: objects of at least ``parallel_threshold``
+    bytes go as ranged GETs of ``part_bytes``, ``parts_in_flight`` at a time, each written
+    at its offset into the iRODS object; at most ``parts_in_flight * part_bytes`` are held
+    in memory per file. ``page_size`` keys are listed per ListObjectsV2 request."""
+
+    parallel_threshold: int = 32 * MIB
+    part_bytes: int = 8 * MIB
+    parts_in_flight: int = 4
+    page_size: int = LIST_PAGE_SIZE
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> TransferSettings:
+        env = os.environ if environ is None else environ
+        defaults = cls()
+        limits = {  # variable -> (field, smallest, largest)
+            ENV_PARALLEL_THRESHOLD: ("parallel_threshold", 1, 2**50),
+            ENV_PART_BYTES: ("part_bytes", 64 * 1024, 1024 * MIB),
+            ENV_PARTS_IN_FLIGHT: ("parts_in_flight", 1, 64),
+            ENV_PAGE_SIZE: ("page_size", 1, LIST_PAGE_SIZE),
+        }
+        values: dict[str, int] = {}
+        for variable, (name, smallest, largest) in limits.items():
+            raw = env.get(variable, "").strip()
+            if not raw:
+                values[name] = getattr(defaults, name)
+                continue
+            try:
+                number = int(raw)
+            except ValueError:
+                number = -1
+            if not smallest <= number <= largest:
+                raise PermanentError(f"{variable}={raw!r} is not a whole number in {smallest}..{largest}; fix or unset it")
+            values[name] = number
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -100,9 +145,10 @@ def s3_errors(action: str, where: str) -> Iterator[None]:
 class S3Bucket:
     """One bucket over one boto3 client (thread-safe once built)."""
 
-    def __init__(self, source: S3Source, client: Any) -> None:
+    def __init__(self, source: S3Source, client: Any, transfer: TransferSettings | None = None) -> None:
         self.source = source
         self.client = client
+        self.transfer = transfer or TransferSettings()
 
     @property
     def name(self) -> str:
@@ -113,7 +159,7 @@ class S3Bucket:
 
     def list_page(self, prefix: str, token: str = "") -> ListPage:
         """One ListObjectsV2 page of ``prefix`` (a full key prefix, "" or ending in "/")."""
-        request: dict[str, Any] = {"Bucket": self.name, "Prefix": prefix, "Delimiter": "/", "MaxKeys": LIST_PAGE_SIZE}
+        request: dict[str, Any] = {"Bucket": self.name, "Prefix": prefix, "Delimiter": "/", "MaxKeys": self.transfer.page_size}
         if token:
             request["ContinuationToken"] = token
         with s3_errors("listing", self.where(prefix)):
@@ -136,20 +182,35 @@ class S3Bucket:
             reply = self.client.head_object(Bucket=self.name, Key=key)
         return S3Object(key, int(reply["ContentLength"]), str(reply.get("ETag", "")).strip('"'), _ns(reply["LastModified"]))
 
-    def read(self, key: str, start: int = 0, end: int | None = None, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
+    def read(
+        self, key: str, start: int = 0, end: int | None = None, chunk_bytes: int = CHUNK_BYTES, *, if_match: str = ""
+    ) -> Iterator[bytes]:
         """The bytes ``start..end`` (end exclusive; None = to the end) in chunks of at most
         ``chunk_bytes``: one ranged GET, resumed from the last byte received if the stream
-        breaks; memory stays at one chunk whatever the object's size."""
+        breaks; memory stays at one chunk whatever the object's size.
+
+        ``if_match`` (an ETag as listed) pins the read to that version of the object: the
+        parts of one parallel transfer can never mix two versions. If the object changed
+        since, :class:`PermanentError` says so (retrying with the old listing cannot help;
+        the next run lists the new version)."""
         offset = start
         resumes = 0
-        etag = ""  # a resumed read must continue the same object, not a newer one
+        etag = f'"{if_match}"' if if_match else ""  # a resumed read must continue the same object
         while end is None or offset < end:
             request: dict[str, Any] = {"Bucket": self.name, "Key": key, "Range": f"bytes={offset}-" + ("" if end is None else str(end - 1))}
             if etag:
                 request["IfMatch"] = etag
             try:
                 with s3_errors("reading", self.where(key)):
-                    reply = self.client.get_object(**request)
+                    try:
+                        reply = self.client.get_object(**request)
+                    except boto_exc.ClientError as exc:
+                        if if_match and exc.response.get("Error", {}).get("Code") == "PreconditionFailed":
+                            raise PermanentError(
+                                f"reading {self.where(key)}: the object changed after it was listed (its ETag is no "
+                                f"longer {if_match}); the next run syncs the new version"
+                            ) from exc
+                        raise
                     etag = etag or str(reply.get("ETag", ""))
                     body = reply["Body"]
                     try:
@@ -174,11 +235,13 @@ class S3Bucket:
 def open_bucket(source: S3Source, environ: Mapping[str, str] | None = None) -> S3Bucket:
     """A bucket client from the source and the environment's credentials (never from Redis)."""
     env = os.environ if environ is None else environ
+    transfer = TransferSettings.from_environment(env)
     options: dict[str, Any] = {
         "retries": {"max_attempts": 3, "mode": "standard"},
         "connect_timeout": 10,
         "read_timeout": 60,
-        "max_pool_connections": 16,
+        # every part in flight holds a connection, plus the listing
+        "max_pool_connections": max(16, transfer.parts_in_flight + 2),
     }
     if source.endpoint:  # MinIO, Ceph and moto serve buckets by path, not by virtual host
         options["s3"] = {"addressing_style": "path"}
@@ -190,4 +253,4 @@ def open_bucket(source: S3Source, environ: Mapping[str, str] | None = None) -> S
         region_name=source.region or env.get("AWS_DEFAULT_REGION") or "us-east-1",
     )
     client = session.client("s3", endpoint_url=source.endpoint_url(), use_ssl=not source.insecure, config=config)
-    return S3Bucket(source, client)
+    return S3Bucket(source, client, transfer)

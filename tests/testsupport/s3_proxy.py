@@ -1,0 +1,68 @@
+"""A TCP proxy that breaks S3 downloads mid-body: a real interrupted transfer on loopback."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+import threading
+
+
+class CuttingProxy:
+    """A TCP proxy in front of the S3 server that resets a connection once it has carried
+    ``cut_after`` response bytes, for the first ``cuts`` such connections: a real broken
+    download, mid-body."""
+
+    def __init__(self, upstream_port: int, cut_after: int, cuts: int) -> None:
+        self.upstream_port = upstream_port
+        self.cut_after = cut_after
+        self.remaining = cuts
+        self.cuts = 0
+        self.lock = threading.Lock()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, downstream: bool) -> None:
+        carried = 0
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+                carried += len(data)
+                if downstream and carried > self.cut_after and self._take_cut():
+                    sink.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    break
+        except OSError:
+            pass  # the other side went away: close both ends below
+        for sock in (source, sink):
+            # shutdown() first: it wakes the other pump blocked in recv() on the same socket,
+            # which close() alone would not (and the client would wait for its read timeout).
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def _take_cut(self) -> bool:
+        with self.lock:
+            if self.remaining <= 0:
+                return False
+            self.remaining -= 1
+            self.cuts += 1
+            return True
+
+    def close(self) -> None:
+        self.listener.close()
