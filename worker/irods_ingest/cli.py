@@ -19,7 +19,7 @@ from typing import Any
 
 from irods_ingest import __version__
 from irods_ingest.config import DeleteMode, FileType, JobConfig, Operation, SymlinkPolicy
-from irods_ingest.errors import ConfigError, IngestError
+from irods_ingest.errors import ConfigError, ConfigProblem, IngestError
 from irods_ingest.store.jobstore import RunStatus
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -189,6 +189,18 @@ def _read_handler(path: str | None) -> str | None:
         raise UsageError(f"--event-handler: cannot read {path}: {exc.strerror}") from exc
 
 
+def check_local_source(config: JobConfig) -> None:
+    """Refuse a source directory that is missing here, before anything is written.
+
+    Only where this machine scans it (``plan``, ``start --workers``): workers elsewhere may
+    see a path this machine does not; their run then fails naming the source.
+    """
+    if config.s3 is not None or os.path.isdir(config.source_path):
+        return
+    what = "is not a directory" if os.path.exists(config.source_path) else "does not exist"
+    raise ConfigError([ConfigProblem("source_path", f"{config.source_path} {what}", "give an existing directory to ingest")])
+
+
 class UsageError(Exception):
     """Bad command-line input: reported as one line, exit code 2."""
 
@@ -270,6 +282,8 @@ def cmd_start(args: argparse.Namespace) -> int:
     from irods_ingest.store.jobstore import JobStore
 
     config = config_from_args(args)
+    if args.workers:
+        check_local_source(config)
     handler_source = _read_handler(args.event_handler)
     keypair = read_keypair(args.s3_keypair)  # read before anything starts; never stored
     if keypair and not args.workers:
@@ -303,6 +317,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     config = check(config_from_args(args))
     if config.s3 is not None:
         return _plan_s3(config)
+    check_local_source(config)
     filters = Filters(config)
     totals = {"directories": 0, "files_to_sync": 0, "bytes_to_sync": 0, "excluded": 0, "skipped": 0, "unlistable_directories": 0}
     skipped: list[dict[str, str]] = []

@@ -85,12 +85,13 @@ def retry_tasks(config: JobConfig, failures: list[dict[str, Any]], run_id: str) 
     batches: dict[str, list[FileEntry]] = {}
     scans: set[str] = set()
     deletes: list[str] = []
+    delete_collections: list[str] = []
     for record in failures:
         kind, path, outcome = record.get("kind"), str(record.get("path") or ""), record.get("outcome")
         if not path or outcome == "skipped":
             continue
         if kind == "delete":
-            deletes.append(path)
+            (delete_collections if record.get("collection") else deletes).append(path)
             continue
         relative = os.path.relpath(path, root) if path != root else ""
         if relative.startswith(".."):
@@ -119,6 +120,8 @@ def retry_tasks(config: JobConfig, failures: list[dict[str, Any]], run_id: str) 
             tasks.append(Task(TaskKind.FILES, run_id, directory=directory, entries=tuple(unique[start : start + config.files_per_task])))
     for start in range(0, len(deletes), config.files_per_task):
         tasks.append(Task(TaskKind.DELETE, run_id, paths=tuple(deletes[start : start + config.files_per_task])))
+    if delete_collections:
+        tasks.append(Task(TaskKind.DELETE, run_id, collections=tuple(sorted(set(delete_collections)))))
     return tasks, files + len(deletes)
 
 

@@ -259,11 +259,24 @@ class Handler:
         except Exception as exc:
             if getattr(exc, "_from_engine", False):
                 raise
+            # Name the handler's own function that raised (pre_/post_<event>, or an on_<event>
+            # override), so the failure record says which hook to fix.
+            hook = self._called_function(exc)
             raise HandlerError(
-                f"event handler hook around {event} raised {type(exc).__name__}: {exc}",
+                f"event handler {f'{hook}()' if hook else f'hook around {event}'} raised {type(exc).__name__}: {exc}",
                 traceback.format_exc(),
                 from_hook=True,
             ) from exc
+
+    def _called_function(self, exc: BaseException) -> str | None:
+        """The outermost function of the handler module in ``exc``'s traceback: the hook the
+        engine called (not a helper of the module that the hook called)."""
+        frame = exc.__traceback__
+        while frame is not None:
+            if frame.tb_frame.f_code.co_filename == self.module.__file__:
+                return frame.tb_frame.f_code.co_name
+            frame = frame.tb_next
+        return None
 
     def job_hook(self, name: str, logger: Any, meta: dict[str, Any]) -> None:
         if self.has(name):

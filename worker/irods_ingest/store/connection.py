@@ -15,7 +15,7 @@ from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
 
 from irods_ingest.errors import PermanentError, StoreUnavailable
@@ -58,6 +58,17 @@ def connect(url: str | None = None, *, socket_timeout: float = 30.0) -> redis.Re
             f"Redis URL {redacted(resolved)!r} is not a redis://, rediss:// or unix:// URL "
             f"(set --redis-url or {REDIS_URL_ENV})"
         )
+    # One attempt without retries first: redis-py's AuthenticationError is a ConnectionError,
+    # so the retrying client below would retry a refused password for many seconds (40 s
+    # without any password) before saying so. An unreachable Redis goes on to those retries.
+    probe = redis.Redis.from_url(resolved, socket_connect_timeout=5.0, retry=Retry(NoBackoff(), 0))
+    try:
+        with translated_errors(resolved):
+            probe.ping()
+    except StoreUnavailable:
+        pass
+    finally:
+        probe.close()
     client = redis.Redis.from_url(
         resolved,
         socket_timeout=socket_timeout,
@@ -78,6 +89,10 @@ def translated_errors(url: str = "") -> Iterator[None]:
     try:
         yield
     except redis.AuthenticationError as exc:
+        if "HELLO must be called" in str(exc) or "Authentication required" in str(exc):
+            raise PermanentError(
+                f"Redis{where} requires a password (put it in the URL: redis://:PASSWORD@host:port/db)"
+            ) from exc
         raise PermanentError(
             f"Redis{where} refused the password: {exc} (check the password in the Redis URL)"
         ) from exc
