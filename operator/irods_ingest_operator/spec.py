@@ -24,8 +24,9 @@ from urllib.parse import urlsplit
 
 from croniter import CroniterError, croniter
 
+from irods_ingest.config import BUCKET_NAME_FIX, delete_mode_compatible, valid_bucket_name
 from irods_ingest.config import COMPATIBLE_DELETE_MODES as ENGINE_COMPATIBLE_DELETE_MODES
-from irods_ingest.config import delete_mode_compatible
+from irods_ingest.config import S3_DELETE_MODES as ENGINE_S3_DELETE_MODES
 from irods_ingest_operator.constants import (
     MAX_LABEL_VALUE_LENGTH,
     RESERVED_WORKER_PATHS,
@@ -72,9 +73,9 @@ MAX_RETRY_BACKOFF_SECONDS: Final = 3600
 # is shadowed and PUT_APPEND x UNREGISTER is never run), while the function rejects it.
 # The table itself lives in the engine (irods_ingest.config), shared with the CLI and workers.
 COMPATIBLE_DELETE_MODES: Final = ENGINE_COMPATIBLE_DELETE_MODES
-# Same release, tasks/s3_bucket_tasks.py: "S3 bucket syncs do not support DeleteMode" (their #282);
-# only DO_NOT_DELETE is accepted for an S3 source.
-S3_DELETE_MODES: Final = frozenset({DeleteMode.DO_NOT_DELETE})
+# That release refused every deleteMode but DoNotDelete for an S3 source (their #282); the engine
+# deletes what left the bucket per prefix, so its set (every mode, today) is the one rule.
+S3_DELETE_MODES: Final = frozenset(DeleteMode(str(mode)) for mode in ENGINE_S3_DELETE_MODES)
 
 
 def delete_mode_is_compatible(operation: Operation, delete_mode: DeleteMode) -> bool:
@@ -652,6 +653,8 @@ class _SpecReader:
             return None
         s3 = self.obj(raw, path, _S3_KEYS)
         bucket = self.string(s3, "bucket", path, required=True)
+        if bucket is not None and not valid_bucket_name(bucket):  # else the engine refuses it at start
+            self.problem(f"{path}.bucket", f"'{bucket}' is not a valid bucket name", BUCKET_NAME_FIX)
         endpoint = self.string(s3, "endpoint", path) or None
         insecure = self.boolean(s3, "insecure", path, False)
         if endpoint is not None:

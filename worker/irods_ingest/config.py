@@ -84,8 +84,16 @@ JOB_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,252}$")
 # and '-', starting and ending with a letter or digit, no '..', not an IPv4 address.
 BUCKET_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IPV4_PATTERN = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
-# The incumbent refused every delete mode but DoNotDelete for S3 sources (its #282).
-S3_DELETE_MODES: frozenset[DeleteMode] = frozenset({DeleteMode.DO_NOT_DELETE})
+# The incumbent refused every delete mode but DoNotDelete for S3 sources (its #282). Here an
+# object removed from the bucket is unregistered/trashed/deleted in iRODS as a vanished file
+# is (the prefix's last listing page judges the whole prefix), so every mode the operation
+# allows is allowed; this set stays as the one place to narrow that again.
+S3_DELETE_MODES: frozenset[DeleteMode] = frozenset(DeleteMode)
+BUCKET_NAME_FIX = "use 3-63 lowercase letters, digits, '.' and '-', starting and ending with a letter or digit"
+
+
+def valid_bucket_name(bucket: str) -> bool:
+    return bool(BUCKET_PATTERN.match(bucket)) and ".." not in bucket and not _IPV4_PATTERN.match(bucket)
 
 
 @dataclass(frozen=True)
@@ -304,14 +312,8 @@ def _s3_problems(config: JobConfig) -> list[ConfigProblem]:
             ConfigProblem("source_path", "both a source path and an S3 source are given", "give exactly one of them")
         )
     bucket = s3.bucket
-    if not BUCKET_PATTERN.match(bucket) or ".." in bucket or _IPV4_PATTERN.match(bucket):
-        problems.append(
-            ConfigProblem(
-                "s3.bucket",
-                f"{bucket!r} is not a valid bucket name",
-                "use 3-63 lowercase letters, digits, '.' and '-', starting and ending with a letter or digit",
-            )
-        )
+    if not valid_bucket_name(bucket):
+        problems.append(ConfigProblem("s3.bucket", f"{bucket!r} is not a valid bucket name", BUCKET_NAME_FIX))
     if s3.endpoint is not None:
         scheme = s3.endpoint.split("://", 1)[0] if "://" in s3.endpoint else ""
         if scheme not in ("", "http", "https"):

@@ -29,11 +29,20 @@ from irods_ingest.config import (
     delete_mode_compatible,
 )
 from irods_ingest.deadline import Deadline, FileTimeout
-from irods_ingest.errors import HandlerError, IngestError, PermanentError, RetryableError, SourceVanished
+from irods_ingest.errors import (
+    HandlerError,
+    IngestError,
+    PermanentError,
+    RetryableError,
+    SourceVanished,
+    StoreUnavailable,
+)
 from irods_ingest.handlers import Handler
+from irods_ingest.irods_io.bulk import ParallelWrite, child_names, supports_parallel_write
 from irods_ingest.irods_io.catalog import AlreadyExists, CollectionListing, IrodsCatalog, ObjectInfo, Replica
 from irods_ingest.s3_io import S3Bucket, open_bucket
-from irods_ingest.s3_scan import classify_page, list_prefix
+from irods_ingest.s3_scan import ListingBook, classify_page, list_prefix
+from irods_ingest.s3_transfer import copy_parts, plan_parts
 from irods_ingest.scan import Filters, scan_directory
 from irods_ingest.store.jobstore import TaskOutcome
 from irods_ingest.tasks import FileEntry, Task, TaskKind
@@ -42,6 +51,14 @@ log = logging.getLogger("irods_ingest.execute")
 
 UNICODE_ERROR_PREFIX = "irods_UnicodeEncodeError_"
 MAX_BACKOFF_SECONDS = 300.0
+# A call still unanswered this long after a file's time limit is abandoned (the limit itself
+# fires first and names the timeout); never waited longer than PRC's own default of 120 s.
+CALL_TIMEOUT_MARGIN_SECONDS = 1.0
+MAX_CALL_SECONDS = 120.0
+
+
+def _not_stopping() -> bool:
+    return False
 
 
 class _EngineFailure(Exception):
@@ -88,6 +105,8 @@ class RunContext:
     # S3 sources: (generation, directory, names) -> the cache values of just those names
     cached_values: Callable[[str, str, list[str]], dict[str, str]] | None = None
     bucket_for: Callable[[S3Source], S3Bucket] = open_bucket  # the worker caches one per thread
+    listing_book: ListingBook | None = None  # S3 sources: what earlier pages of a prefix saw (the job store)
+    stopping: Callable[[], bool] = _not_stopping  # a warm shutdown was asked for: hand back unstarted files
 
 
 def backoff(config: JobConfig, attempt: int) -> float:
@@ -103,6 +122,7 @@ class TaskExecutor:
         self._charmap = ctx.handler.character_map() if ctx.handler.has("character_map") else None
         self.cache_generation = cache_generation(ctx.config)
         self._bucket: S3Bucket | None = None
+        self._call_seconds: float | None = None  # the iRODS reply timeout for the file in hand
 
     @property
     def bucket(self) -> S3Bucket:
@@ -153,7 +173,10 @@ class TaskExecutor:
         return base
 
     def catalog(self, meta: dict[str, Any]) -> IrodsCatalog:
-        return self.ctx.catalog_for(self.handler.as_user(meta))
+        catalog = self.ctx.catalog_for(self.handler.as_user(meta))
+        # Set on every hand-out: sessions outlive the task, and a file's limit must not leak to others.
+        catalog.limit_call_time(self._call_seconds or MAX_CALL_SECONDS)
+        return catalog
 
     # ------------------------------------------------------------------ dispatch
     def run(self, task: Task) -> TaskOutcome:
@@ -177,15 +200,26 @@ class TaskExecutor:
             return outcome
         outcome.count("tasks_failed")
         outcome.count("files_failed", files)
-        outcome.failures.append(self._failure(self.source_path(task.directory), str(error), task.attempt + 1, task))
+        if task.kind is TaskKind.FILES and task.entries:
+            # One record per file, by its path: the failures list names every file the task
+            # held, and a retry redoes exactly those (a record of the directory would be
+            # retried as if the directory were a file).
+            for entry in task.entries:
+                path = self._entry_source(task.directory, entry.name)
+                outcome.failures.append(self._failure(path, str(error), task.attempt + 1, task))
+        else:
+            outcome.failures.append(self._failure(self.source_path(task.directory), str(error), task.attempt + 1, task))
         if task.kind is TaskKind.SCAN and not task.directory:
             outcome.error = f"the source root could not be processed: {error}"
         return outcome
 
     def _max_retries(self, meta: dict[str, Any]) -> int:
+        # Asked only once something already failed: a broken max_retries() must not hide that
+        # failure, so the job's setting applies and the handler's error is logged by name.
         try:
             return self.handler.max_retries(log, meta, self.config.max_retries)
-        except HandlerError:
+        except HandlerError as exc:
+            log.warning("handler_policy_failed", extra={"job": self.ctx.job, "error": str(exc), "using": self.config.max_retries})
             return self.config.max_retries
 
     def _failure(self, path: str, reason: str, attempts: int, task: Task, tb: str = "") -> dict[str, Any]:
@@ -216,12 +250,7 @@ class TaskExecutor:
             cached = {} if self.config.ignore_cache else self.ctx.cached_entries(self.cache_generation, directory)
             result = scan_directory(self.config.source_path, directory, self.config, cached, self.filters)
         except (FileNotFoundError, NotADirectoryError) as exc:
-            reason = "source does not exist" if not directory else "directory vanished or was replaced during the scan"
-            outcome.count("tasks_failed")
-            outcome.failures.append(self._failure(absolute, f"{reason}: {exc.strerror}", 1, task))
-            if not directory:
-                outcome.error = f"source directory {absolute} does not exist or is not a directory"
-            return outcome
+            return self._gone(task, outcome, absolute, exc)
         except PermissionError as exc:
             outcome.count("tasks_failed")
             outcome.failures.append(self._failure(absolute, f"cannot list directory: {exc.strerror}", 1, task))
@@ -230,12 +259,19 @@ class TaskExecutor:
             return self._retry_or_fail(task, outcome, exc, 0)
 
         meta = self.meta(path=absolute, target=collection, entry_type="dir")
-        if self.config.operation is not Operation.NO_OP or self.handler.has("on_coll_create"):
+        # A directory with cached files and nothing to sync had its collection when they were
+        # synced: without collection hooks to fire, skip the 1-2 existence queries (a rescan).
+        settled = bool(cached) and not result.to_sync and not any(
+            self.handler.has(h) for h in ("pre_coll_create", "post_coll_create", "pre_coll_modify", "post_coll_modify")
+        )
+        if not settled and (self.config.operation is not Operation.NO_OP or self.handler.has("on_coll_create")):
             try:
                 self._ensure_collection(collection, meta)
             except HandlerError as exc:
                 outcome.failures.append(self._failure(absolute, str(exc), 1, task, exc.traceback_text))
                 outcome.count("tasks_failed")
+                if not directory:  # nothing below the root can run: the run says why
+                    outcome.error = f"the source root could not be processed: {exc}"
                 return outcome
             except IngestError as exc:
                 return self._retry_or_fail(task, outcome, exc, 0)
@@ -311,9 +347,88 @@ class TaskExecutor:
             record = self._failure(posixpath.join(where, skipped.name), skipped.reason, 1, task)
             record["outcome"] = "skipped"
             outcome.failures.append(record)
-        # Deleting is refused for S3 sources (validation), and a page never sees a whole
-        # prefix, so stale cache entries are left for the next settings change to drop.
+        if page.next_token:
+            self._remember_s3_page(task, result.names_seen)
+        else:
+            self._finish_s3_prefix(task, outcome, result.names_seen, collection)
         return outcome
+
+    def _s3_seen_names(self, directory: str, names: set[str]) -> set[str]:
+        """Names as the change cache and as iRODS call them (they differ under a character_map)."""
+        return {FileEntry(n, 0, 0).cache_field for n in names} | {
+            posixpath.basename(self.logical_path(directory, n)) for n in names
+        }
+
+    def _remember_s3_page(self, task: Task, names: set[str]) -> None:
+        # Before this task's ack enqueues the next page, so the last page finds every earlier
+        # page's names (a redelivered page adds the same names again: idempotent).
+        if self.ctx.listing_book is not None:
+            self.ctx.listing_book.remember_seen(task.run, task.directory, self._s3_seen_names(task.directory, names))
+
+    def _finish_s3_prefix(self, task: Task, outcome: TaskOutcome, names: set[str], collection: str) -> None:
+        """After a prefix's last page: drop the change cache of objects that left the bucket
+        and, with a delete mode, plan DELETE tasks for what iRODS holds of them. A prefix of
+        several pages is judged against every page's names (the listing book), never against
+        this page alone; if the book is gone (an earlier delivery of this page finished it, or
+        it expired) nothing is deleted: a missed deletion is made up by the next run, a wrong
+        one could not be undone."""
+        book = self.ctx.listing_book
+        seen = self._s3_seen_names(task.directory, names)
+        several_pages = bool(task.token)
+        if several_pages and (book is None or not book.seen_started(task.run, task.directory)):
+            log.warning("s3_prefix_not_judged", extra={"job": self.ctx.job, "task": task.id, "dir": task.directory})
+            return
+
+        def present(batch: list[str]) -> set[str]:
+            here = {n for n in batch if n in seen}
+            if several_pages and book is not None:
+                here |= book.seen_among(task.run, task.directory, [n for n in batch if n not in here])
+            return here
+
+        if book is not None:
+            stale: list[str] = []
+            for fields in book.cache_fields(self.cache_generation, task.directory):
+                kept = present(fields)
+                stale += [f for f in fields if f not in kept]
+            if stale:
+                outcome.cache_delete[task.directory] = stale
+        if self.config.delete_mode is not DeleteMode.DO_NOT_DELETE:
+            self._plan_s3_deletes(task, outcome, collection, present, nothing_listed=not names and not several_pages)
+        if several_pages and book is not None:
+            book.forget_seen(task.run, task.directory)
+
+    def _plan_s3_deletes(
+        self, task: Task, outcome: TaskOutcome, collection: str, present: Callable[[list[str]], set[str]], *, nothing_listed: bool
+    ) -> None:
+        gone_objects: list[str] = []
+        gone_colls: list[str] = []
+        try:
+            for objects, subcollections in child_names(self.catalog(self.meta(target=collection)), collection):
+                here = present(objects + subcollections)
+                gone_objects += [n for n in objects if n not in here]
+                gone_colls += [n for n in subcollections if n not in here]
+        except StoreUnavailable:
+            raise
+        except IngestError as exc:
+            outcome.failures.append(self._failure(collection, f"cannot list for deletion: {exc}", 1, task))
+            return
+        if nothing_listed and not task.directory and (gone_objects or gone_colls):
+            # An empty listing of the whole source looks exactly like a mistyped prefix or an
+            # emptied bucket: deleting everything synced is refused, loudly.
+            outcome.count("tasks_failed")
+            outcome.error = (
+                f"the S3 source {self.config.source_root} lists no objects: nothing was deleted from {collection} "
+                f"(check s3.bucket and s3.prefix; if the source really is empty, remove the collection by hand)"
+            )
+            outcome.failures.append(self._failure(self.config.source_root, outcome.error, 1, task))
+            return
+        size = self.config.files_per_task
+        for start in range(0, len(gone_objects), size):
+            paths = tuple(posixpath.join(collection, n) for n in gone_objects[start : start + size])
+            outcome.enqueue.append(Task(TaskKind.DELETE, task.run, directory=task.directory, paths=paths))
+        if gone_colls:
+            colls = tuple(posixpath.join(collection, n) for n in gone_colls)
+            outcome.enqueue.append(Task(TaskKind.DELETE, task.run, directory=task.directory, collections=colls))
 
     def _pre_job(self, task: Task, outcome: TaskOutcome) -> bool:
         """Run the handler's pre_job (in the root scan task); False fails the run."""
@@ -326,9 +441,22 @@ class TaskExecutor:
             return False
         return True
 
+    def _gone(self, task: Task, outcome: TaskOutcome, absolute: str, exc: OSError) -> TaskOutcome:
+        """A directory that cannot be scanned because it is missing or no longer a directory."""
+        if task.directory:
+            reason = "directory vanished or was replaced during the scan"
+        else:
+            reason = "source is not a directory" if isinstance(exc, NotADirectoryError) else "source does not exist"
+            outcome.error = f"{reason}: {absolute}"
+        outcome.count("tasks_failed")
+        outcome.failures.append(self._failure(absolute, f"{reason}: {exc.strerror}", 1, task))
+        return outcome
+
     def _check_root(self) -> None:
         root = self.config.source_path
         if not os.path.isdir(root):
+            if os.path.exists(root):
+                raise NotADirectoryError(20, "Not a directory", root)
             raise FileNotFoundError(2, "No such directory", root)
 
     def _ensure_collection(self, collection: str, meta: dict[str, Any]) -> None:
@@ -397,10 +525,25 @@ class TaskExecutor:
                 return self._retry_or_fail(task, outcome, exc, len(task.entries))
         retry_entries: list[FileEntry] = []
         cache: dict[str, str] = {}
-        for entry in task.entries:
+        for index, entry in enumerate(task.entries):
+            if index and self.ctx.stopping():
+                # Warm shutdown mid-batch: the files done so far are acknowledged with this task,
+                # the rest go back to the queue as a new task (no attempt counted), so a large
+                # batch never outlasts the pod's grace period.
+                outcome.enqueue.append(Task(TaskKind.FILES, task.run, directory=task.directory,
+                                            entries=task.entries[index:], attempt=task.attempt))
+                break
             path = self._entry_source(task.directory, entry.name)
             meta = self.meta(path=path)
-            limit = self._time_limit(meta)
+            try:
+                limit = self._time_limit(meta)
+            except HandlerError as exc:  # decided before the file is touched: it fails by name
+                outcome.count("files_failed")
+                outcome.failures.append(self._failure(path, str(exc), task.attempt + 1, task, exc.traceback_text))
+                continue
+            # Deadline interrupts only Python code: a socket blocked on a silent server must time
+            # out by itself, just after the limit (else the worker waits for the reply, however late).
+            self._call_seconds = min(MAX_CALL_SECONDS, limit + CALL_TIMEOUT_MARGIN_SECONDS) if limit > 0 else MAX_CALL_SECONDS
             try:
                 with Deadline(limit):
                     synced, entry = self.sync_one(task.directory, entry, listing, task.run)
@@ -444,16 +587,14 @@ class TaskExecutor:
         return outcome
 
     def _time_limit(self, meta: dict[str, Any]) -> float:
-        try:
-            return float(self.handler.timeout(log, meta, self.config.task_timeout_seconds))
-        except HandlerError:
-            return float(self.config.task_timeout_seconds)
+        return float(self.handler.timeout(log, meta, self.config.task_timeout_seconds))
 
     def _delay(self, meta: dict[str, Any], retry: int) -> float:
         """Seconds before retry number ``retry``: the handler's delay(), else capped exponential backoff."""
         try:
             return self.handler.delay(log, meta, retry, backoff(self.config, retry))
-        except HandlerError:
+        except HandlerError as exc:  # as _max_retries: the retry still happens, the error is logged
+            log.warning("handler_policy_failed", extra={"job": self.ctx.job, "error": str(exc), "using": backoff(self.config, retry)})
             return backoff(self.config, retry)
 
     def sync_one(
@@ -640,13 +781,17 @@ class TaskExecutor:
             for chunk in work.catalog.read_stream(work.target, length=offset):
                 verifier.update(chunk)
 
-        def chunks() -> Iterator[bytes]:
-            for chunk in self.bucket.read(work.key, offset or 0, work.entry.size):
-                if verifier is not None:
-                    verifier.update(chunk)
-                yield chunk
+        transfer = self.bucket.transfer
+        if work.entry.size - (offset or 0) >= transfer.parallel_threshold and supports_parallel_write(work.catalog):
+            self._parts_from_s3(work, overwrite=overwrite, offset=offset, verifier=verifier)
+        else:
+            def chunks() -> Iterator[bytes]:
+                for chunk in self.bucket.read(work.key, offset or 0, work.entry.size):
+                    if verifier is not None:
+                        verifier.update(chunk)
+                    yield chunk
 
-        work.catalog.write_stream(chunks(), work.target, resource=work.resource, overwrite=overwrite, offset=offset)
+            work.catalog.write_stream(chunks(), work.target, resource=work.resource, overwrite=overwrite, offset=offset)
         if verifier is None:
             return
         problem = verifier.etag_problem() or verifier.irods_problem(work.catalog.checksum(work.target))
@@ -654,6 +799,24 @@ class TaskExecutor:
             if not overwrite:
                 work.catalog.discard(work.target)  # else a later Put would keep the bad copy as done
             raise PermanentError(f"{work.source}: {problem}")
+
+    def _parts_from_s3(self, work: FileWork, *, overwrite: bool, offset: int | None, verifier: StreamVerifier | None) -> None:
+        """A large object as ranged GETs in parallel, each written at its offset through its
+        own iRODS handle on the same replica (memory: parts in flight x part size)."""
+        transfer = self.bucket.transfer
+        parts = plan_parts(offset or 0, work.entry.size, transfer.part_bytes)
+        with ParallelWrite(
+            work.catalog, work.target, size=work.entry.size, resource=work.resource, overwrite=overwrite,
+            append=offset is not None, handles=min(transfer.parts_in_flight, len(parts)),
+        ) as writer:
+            copy_parts(
+                parts,
+                lambda part: self.bucket.read(work.key, part.offset, part.end, if_match=work.entry.etag),
+                writer,
+                parts_in_flight=transfer.parts_in_flight,
+                hasher=verifier,
+                where=work.source,
+            )
 
     def _annotate(self, catalog: IrodsCatalog, target: str, meta: dict[str, Any], source: str) -> None:
         """The provenance AVUs the incumbent writes for renamed names, sockets and links."""
@@ -709,7 +872,12 @@ class TaskExecutor:
             try:
                 self._delete_collection(collection)
             except IngestError as exc:
-                outcome.failures.append(self._failure(collection, f"delete failed: {exc}", 1, task))
+                # No file counter covers a collection: count the task as failed, or the run
+                # would end "done" with this failure only in the list.
+                outcome.count("tasks_failed")
+                record = self._failure(collection, f"delete failed: {exc}", 1, task, getattr(exc, "traceback_text", ""))
+                record["collection"] = True  # so that a retry removes a collection, not an object
+                outcome.failures.append(record)
         return outcome
 
     def _delete_object(self, path: str) -> None:
@@ -734,6 +902,8 @@ class TaskExecutor:
     # ------------------------------------------------------------------ finalize
     def finalize(self, task: Task) -> TaskOutcome:
         outcome = TaskOutcome(finalize=True)
+        if self.config.s3 is not None and self.ctx.listing_book is not None:
+            self.ctx.listing_book.forget_run_seen(task.run)  # what a failed or cut-short listing left
         try:
             self.handler.job_hook("post_job", log, self.meta())
         except HandlerError as exc:

@@ -3,7 +3,7 @@
 Each of ``concurrency`` threads has its own worker id (its own processing list and
 heartbeat), its own iRODS sessions (reused across tasks) and a compiled-handler cache
 shared per process. SIGTERM asks for a warm shutdown: every thread finishes the task in
-hand and stops claiming; a second signal is cold: unfinished tasks are returned to the
+hand (of a file batch: the file in hand; the rest is requeued) and stops claiming; a second signal is cold: unfinished tasks are returned to the
 queue at once (without counting an attempt) and the process exits.
 """
 
@@ -229,10 +229,10 @@ class WorkerThread:
 
     def process(self, store: JobStore, raw: bytes, task: Task) -> None:
         started = time.monotonic()
-        if task.run != store.current_run_id():
+        run_id, config = store.run_and_config()  # one round trip for both
+        if task.run != run_id:
             store.ack(self.worker_id, raw, task, TaskOutcome())  # fenced: dropped without effect
             return
-        config = store.load_config()
         if config is None:
             store.ack(self.worker_id, raw, task, TaskOutcome())
             return
@@ -308,6 +308,8 @@ class WorkerThread:
             cached_entries=store.cached_entries,
             cached_values=store.cached_values,
             bucket_for=self.bucket_for,
+            listing_book=store,
+            stopping=self.shutdown.warm.is_set,
         )
         return TaskExecutor(ctx).run(task)
 
@@ -373,6 +375,10 @@ def run_worker(options: WorkerOptions, *, install_signals: bool = True) -> int:
             for runner in runners:
                 runner.join(timeout=0.5)
     finally:
+        # Every runner has ended: stop the heartbeat thread before unregistering, or (when
+        # run_worker is called in a long-lived process) it would beat for this worker forever.
+        shutdown.cold.set()
+        heartbeat.join(timeout=options.timing.heartbeat_interval + 5)
         for thread in threads:
             thread.close()
     return 1 if errors else 0

@@ -16,7 +16,10 @@ from typing import Any
 
 import irods.exception as irods_exc
 import irods.keywords as kw
+from irods.api_number import api_number
+from irods.message import GenQueryResponse, iRODSMessage
 from irods.models import Collection, DataObject
+from irods.results import ResultSet
 from irods.session import iRODSSession
 
 from irods_ingest.errors import PermanentError, RetryableError
@@ -130,6 +133,12 @@ class IrodsCatalog:
     def close(self) -> None:
         self.session.cleanup()
 
+    def limit_call_time(self, seconds: float) -> None:
+        """Give up on a reply after ``seconds`` (PRC's socket timeout, applied to each call as it
+        takes its connection): a server that never answers must not hold a worker for longer."""
+        if self.session.connection_timeout != seconds:
+            self.session.connection_timeout = seconds
+
     # ---------------------------------------------------------------- queries
     def collection_exists(self, path: str) -> bool:
         with irods_errors("checking collection", path):
@@ -151,7 +160,7 @@ class IrodsCatalog:
                 DataObject.replica_status,
                 DataObject.modify_time,
             ).filter(Collection.name == collection)
-            for row in query:
+            for row in self._all_rows(query):
                 name = row[DataObject.name]
                 info = result.objects.setdefault(name, ObjectInfo(name))
                 modified = row[DataObject.modify_time]
@@ -167,9 +176,29 @@ class IrodsCatalog:
                     )
                 )
             if with_subcollections:
-                for row in self.session.query(Collection.name).filter(Collection.parent_name == collection):
+                for row in self._all_rows(self.session.query(Collection.name).filter(Collection.parent_name == collection)):
                     result.subcollections.add(posixpath.basename(row[Collection.name]))
         return result
+
+    def _all_rows(self, query: Any) -> list[Any]:
+        """Every row of a GenQuery, all pages on ONE connection.
+
+        The server keeps a paged query's cursor per connection; PRC's own iteration takes a
+        connection from the pool for every page, and after a parallel transfer the pool holds
+        several, so a continuation could land on another one (CAT_GET_ROW_ERR).
+        """
+        rows: list[Any] = []
+        with self.session.pool.get_connection() as conn:
+            while True:
+                conn.send(iRODSMessage("RODS_API_REQ", msg=query._message(), int_info=api_number["GEN_QUERY_AN"]))
+                try:
+                    result_set = ResultSet(conn.recv().get_main_message(GenQueryResponse))
+                except irods_exc.CAT_NO_ROWS_FOUND:
+                    return rows
+                rows.extend(result_set)
+                if result_set.continue_index <= 0:
+                    return rows
+                query = query.continue_index(result_set.continue_index)
 
     def object_info(self, logical_path: str) -> ObjectInfo | None:
         """One data object's replicas (None if it does not exist)."""

@@ -11,7 +11,7 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +21,7 @@ from irods_ingest.config import JobConfig
 from irods_ingest.errors import PermanentError
 from irods_ingest.store import lua
 from irods_ingest.store.connection import translated_errors
-from irods_ingest.store.keys import HISTORY_LIMIT, JOBS_INDEX, JobKeys
+from irods_ingest.store.keys import HISTORY_LIMIT, JOBS_INDEX, SEEN_TTL_SECONDS, JobKeys
 from irods_ingest.tasks import Task, TaskKind
 
 COUNTERS = (
@@ -119,6 +119,8 @@ class JobStore:
         self._promote = client.register_script(lua.PROMOTE_DUE)
         self._ack = client.register_script(lua.ACK)
         self._requeue = client.register_script(lua.REQUEUE)
+        self._config_raw: bytes | str | None = None  # run_and_config's parse cache
+        self._config: JobConfig | None = None
 
     # ----------------------------------------------------------------- configuration
     def save_handler(self, source: str) -> str:
@@ -156,6 +158,21 @@ class JobStore:
             raise ValueError("memo fields start with 'op:'")
         with translated_errors():
             self.client.hset(self.keys.job_hash, name, value)
+
+    def run_and_config(self) -> tuple[str | None, JobConfig | None]:
+        """The current run id and the stored config in one round trip (a worker reads both
+        before every task). The config is parsed again only when its JSON changed."""
+        with translated_errors():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hget(self.keys.run, "id")
+            pipe.hget(self.keys.job_hash, "config")
+            run_id, raw = pipe.execute()
+        if raw is None:
+            return _str(run_id) or None, None
+        if raw != self._config_raw:
+            self._config = JobConfig.from_dict(json.loads(raw))
+            self._config_raw = raw
+        return _str(run_id) or None, self._config
 
     def current_run_id(self) -> str | None:
         with translated_errors():
@@ -309,7 +326,9 @@ class JobStore:
                 cache_ops.append([index + 1, name, False])
         payload = {
             "counters": outcome.counters or {"tasks_done": 0},
-            "enqueue": [t.encode() for t in outcome.enqueue],
+            # Directory scans are claimed before file batches (see lua.ACK).
+            "enqueue": [t.encode() for t in outcome.enqueue if t.kind is not TaskKind.SCAN],
+            "enqueue_first": [t.encode() for t in outcome.enqueue if t.kind is TaskKind.SCAN],
             "delay": [[due, t.encode()] for due, t in outcome.delay],
             "failures": [json.dumps(f, ensure_ascii=True) for f in outcome.failures],
             "cache": cache_ops,
@@ -384,6 +403,62 @@ class JobStore:
             for key in self.client.scan_iter(match=f"{self.keys.cache_prefix}*", count=1000):
                 if not key.startswith(keep_prefix):
                     batch.append(key)
+                if len(batch) >= 500:
+                    deleted += int(self.client.unlink(*batch))
+                    batch = []
+            if batch:
+                deleted += int(self.client.unlink(*batch))
+        return deleted
+
+    def cache_fields(self, generation: str, directory: str, batch: int = 1000) -> Iterator[list[str]]:
+        """The change-cache field names of ``directory`` in batches (HSCAN: bounded memory)."""
+        key = self.keys.cache(generation, directory)
+        cursor: int = 0
+        while True:
+            with translated_errors():
+                cursor, found = self.client.hscan(key, cursor, count=batch)
+            names = [_str(name) for name in found]
+            if names:
+                yield names
+            if not cursor:
+                return
+
+    # ----------------------------------------------------------------- S3 listing bookkeeping
+    def remember_seen(self, run_id: str, directory: str, names: Iterable[str]) -> None:
+        """Add one listing page's names to what run ``run_id`` saw of ``directory`` (idempotent)."""
+        key = self.keys.seen(run_id, directory)
+        members = list(names)
+        with translated_errors():
+            pipe = self.client.pipeline(transaction=True)
+            # An empty page still marks the prefix as being listed (the last page checks that).
+            pipe.sadd(key, "", *members)
+            pipe.expire(key, SEEN_TTL_SECONDS)
+            pipe.execute()
+
+    def seen_started(self, run_id: str, directory: str) -> bool:
+        """Whether earlier pages of ``directory`` recorded their names (and nobody finished it yet)."""
+        with translated_errors():
+            return bool(self.client.exists(self.keys.seen(run_id, directory)))
+
+    def seen_among(self, run_id: str, directory: str, names: list[str]) -> set[str]:
+        """Which of ``names`` earlier pages of ``directory`` saw."""
+        if not names:
+            return set()
+        with translated_errors():
+            flags = self.client.smismember(self.keys.seen(run_id, directory), names)
+        return {name for name, flag in zip(names, flags, strict=True) if flag}
+
+    def forget_seen(self, run_id: str, directory: str) -> None:
+        with translated_errors():
+            self.client.unlink(self.keys.seen(run_id, directory))
+
+    def forget_run_seen(self, run_id: str) -> int:
+        """Remove every listing bookkeeping set of run ``run_id`` (at its end)."""
+        deleted = 0
+        with translated_errors():
+            batch: list[bytes] = []
+            for key in self.client.scan_iter(match=f"{self.keys.seen_prefix(run_id)}*", count=1000):
+                batch.append(key)
                 if len(batch) >= 500:
                     deleted += int(self.client.unlink(*batch))
                     batch = []

@@ -27,6 +27,12 @@ Per job ``J`` (hash tag ``{J}``)
                                          (source, target, operation, resource, handler...): a job whose
                                          settings change starts a new generation and the old one is dropped
   ii:{J}:stop                     STRING set while a stop is in progress (TTL)
+  ii:{J}:seen:{R}:{D}             SET    S3 sources: names the listing pages of run R saw so far in the
+                                         multi-page prefix with digest D (object names, iRODS names and
+                                         subprefix names). The prefix's last page compares the iRODS
+                                         collection and the change cache against it (deletes, stale cache)
+                                         and removes it; a TTL (SEEN_TTL_SECONDS, renewed per page) and the
+                                         run's FINALIZE task remove what a stopped or failed listing left
 
 Bounded by design: a finished run's queue/delayed/processing lists are empty by
 definition; ``failures`` is cleared when the next run starts; ``history`` is capped at
@@ -42,6 +48,7 @@ from typing import Final
 PREFIX: Final = "ii"
 JOBS_INDEX: Final = f"{PREFIX}:jobs"
 HISTORY_LIMIT: Final = 50
+SEEN_TTL_SECONDS: Final = 7 * 24 * 3600
 
 
 def directory_digest(relative_dir: str) -> str:
@@ -114,6 +121,12 @@ class JobKeys:
 
     def cache(self, generation: str, relative_dir: str) -> str:
         return f"{self.cache_prefix}{generation}:{directory_digest(relative_dir)}"
+
+    def seen_prefix(self, run_id: str) -> str:
+        return f"{self._base}:seen:{run_id}:"
+
+    def seen(self, run_id: str, relative_dir: str) -> str:
+        return f"{self.seen_prefix(run_id)}{directory_digest(relative_dir)}"
 
     @property
     def stop(self) -> str:
