@@ -244,7 +244,7 @@ def test_syncjob_runs_end_to_end(cluster: Cluster, operator_process: OperatorPro
     # Delete: Redis state removed, the Deployment garbage-collected.
     cluster.delete("ingest")
     client = connect(redis_url)
-    wait_for("Redis keys removed", lambda: not list(client.scan_iter(match=f"ii:{{{cluster.namespace}/ingest}}:*")))
+    wait_for("Redis keys removed", lambda: not [k for p in ("ii", "iic") for k in client.scan_iter(match=f"{p}:{{{cluster.namespace}/ingest}}:*")])
     wait_for("the SyncJob gone", lambda: not any(
         i["metadata"]["name"] == "ingest"
         for i in cluster.objects.list_namespaced_custom_object(GROUP, VERSION, cluster.namespace, PLURAL)["items"]))

@@ -13,7 +13,7 @@ from irods_ingest.config import JobConfig, cache_generation, check
 from irods_ingest.errors import ConfigError, ConfigProblem, HandlerError, PermanentError
 from irods_ingest.handlers import compile_handler, to_delete_mode
 from irods_ingest.store.connection import RedisClient
-from irods_ingest.store.jobstore import JobStore, RunStatus, list_jobs
+from irods_ingest.store.jobstore import JobStore, RunStatus, handler_digest, list_jobs
 from irods_ingest.tasks import FileEntry, Task, TaskKind
 
 
@@ -26,9 +26,7 @@ class StartResult:
 def prepare(config: JobConfig, handler_source: str | None, store: JobStore) -> JobConfig:
     """Validate everything before anything runs; store the handler; return the final config."""
     if handler_source is not None:
-        import hashlib
-
-        digest = hashlib.sha256(handler_source.encode()).hexdigest()[:32]
+        digest = handler_digest(handler_source.encode())
         try:
             handler = compile_handler(handler_source, digest)
             charmap = handler.character_map()

@@ -25,7 +25,7 @@ from typing import TypeVar
 
 from irods_ingest import metrics
 from irods_ingest.config import JobConfig, S3Source
-from irods_ingest.errors import HandlerError, IngestError, StoreUnavailable
+from irods_ingest.errors import HandlerError, IngestError, PermanentError, StoreUnavailable
 from irods_ingest.execute import RunContext, TaskExecutor
 from irods_ingest.handlers import HandlerCache
 from irods_ingest.irods_io.catalog import IrodsCatalog
@@ -287,15 +287,16 @@ class WorkerThread:
         cache = self.handlers.setdefault(store.job, HandlerCache(store.load_handler))
         try:
             handler = cache.get(config.handler_hash)
-        except HandlerError as exc:
-            # A broken handler fails this task's files visibly; the worker lives on.
+        except (HandlerError, PermanentError) as exc:
+            # A broken, missing or tampered handler fails this task's files visibly; the
+            # worker lives on. (Redis being away is a StoreUnavailable and is retried.)
             outcome = TaskOutcome()
             outcome.count("tasks_failed")
             outcome.count("files_failed", len(task.entries) + len(task.paths))
             outcome.error = str(exc)
             outcome.failures.append(
                 {"path": task.directory, "reason": str(exc), "attempts": 1, "time": time.time(), "task": task.id,
-                 "kind": task.kind.value, "traceback": exc.traceback_text[-4000:]}
+                 "kind": task.kind.value, "traceback": getattr(exc, "traceback_text", "")[-4000:]}
             )
             outcome.finalize = task.kind.value == "finalize"
             return outcome

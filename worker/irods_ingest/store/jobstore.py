@@ -98,6 +98,11 @@ class RunStatus:
         }
 
 
+def handler_digest(source: bytes) -> str:
+    """The content hash a handler is stored under."""
+    return hashlib.sha256(source).hexdigest()[:32]
+
+
 def _str(value: bytes | str | None) -> str:
     if value is None:
         return ""
@@ -125,7 +130,7 @@ class JobStore:
     # ----------------------------------------------------------------- configuration
     def save_handler(self, source: str) -> str:
         """Store handler source by content hash (idempotent); returns the hash."""
-        digest = hashlib.sha256(source.encode()).hexdigest()[:32]
+        digest = handler_digest(source.encode())
         with translated_errors():
             self.client.set(self.keys.handler(digest), source.encode())
         return digest
@@ -135,6 +140,14 @@ class JobStore:
             raw = self.client.get(self.keys.handler(digest))
         if raw is None:
             raise PermanentError(f"job {self.job}: event handler {digest} is missing from Redis")
+        data = raw if isinstance(raw, bytes) else str(raw).encode()
+        if handler_digest(data) != digest:
+            # Only the controller writes handler keys; content that does not match its name
+            # was changed behind its back, and running it would run code nobody reviewed.
+            raise PermanentError(
+                f"job {self.job}: event handler {digest} in Redis does not match its content hash "
+                "(modified outside the operator/CLI); re-apply the job to restore it"
+            )
         return _str(raw)
 
     def load_config(self) -> JobConfig | None:

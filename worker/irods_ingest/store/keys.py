@@ -2,14 +2,23 @@
 
 All keys of a job carry the job name as a Redis Cluster hash tag (``{job}``), so one
 job's keys live on one node (its Lua scripts touch several of them) while different
-jobs spread over a cluster. ``ii:`` prefixes everything, so the engine can share a
-database with other users.
+jobs spread over a cluster. ``ii:`` prefixes everything workers write, so the engine can
+share a database with other users.
+
+What decides what a worker runs — the job's config and its event-handler code — lives
+under a separate prefix, ``iic:`` ("control"), which only the controller (operator or
+CLI) writes and workers only read. A Redis ACL can then make that a rule rather than a
+habit: give workers their own user, e.g.
+``ACL SETUSER worker on >PASSWORD ~ii:* %R~iic:* &* +@all -@admin -@dangerous +info``,
+and a compromised or buggy worker cannot change another job's handler or its own
+(tests/security/test_redis_acl.py). Workers also check that a handler's content matches
+the hash it is stored under.
 
 Global
   ii:jobs                         SET    names of known jobs (for ``list``)
 
 Per job ``J`` (hash tag ``{J}``)
-  ii:{J}:job                      HASH   config (JSON), run (current run id); fields "op:*" are the
+  iic:{J}:job                     HASH   config (JSON), run (current run id); fields "op:*" are the
                                          operator's notes (last runNow acted on, last schedule slot...)
   ii:{J}:run                      HASH   state of the current/last run: id, state, started, ended, outcome,
                                          counters (files_*, bytes_*, tasks_*), error
@@ -20,7 +29,7 @@ Per job ``J`` (hash tag ``{J}``)
   ii:{J}:heartbeat:{W}            STRING worker W's liveness; expires (TTL) when W dies
   ii:{J}:failures                 LIST   per-file/per-task failures of the current run (JSON), newest first
   ii:{J}:history                  LIST   summaries of finished runs (JSON), newest first, capped
-  ii:{J}:handler:{H}              STRING event-handler source with content hash H
+  iic:{J}:handler:{H}             STRING event-handler source with content hash H
   ii:{J}:cache:{G}:{D}            HASH   change-detection cache for source directory with digest D:
                                          entry name -> "<mtime_ns>:<size>". G is the cache generation,
                                          a digest of the settings that decide what "synced" means
@@ -46,6 +55,7 @@ from dataclasses import dataclass
 from typing import Final
 
 PREFIX: Final = "ii"
+CONTROL_PREFIX: Final = "iic"  # written by the controller only; read-only for workers
 JOBS_INDEX: Final = f"{PREFIX}:jobs"
 HISTORY_LIMIT: Final = 50
 SEEN_TTL_SECONDS: Final = 7 * 24 * 3600
@@ -71,8 +81,12 @@ class JobKeys:
         return f"{PREFIX}:{{{self.job}}}"
 
     @property
+    def _control_base(self) -> str:
+        return f"{CONTROL_PREFIX}:{{{self.job}}}"
+
+    @property
     def job_hash(self) -> str:
-        return f"{self._base}:job"
+        return f"{self._control_base}:job"
 
     @property
     def run(self) -> str:
@@ -113,7 +127,7 @@ class JobKeys:
         return f"{self._base}:history"
 
     def handler(self, content_hash: str) -> str:
-        return f"{self._base}:handler:{content_hash}"
+        return f"{self._control_base}:handler:{content_hash}"
 
     @property
     def cache_prefix(self) -> str:
@@ -134,4 +148,4 @@ class JobKeys:
 
     def all_patterns(self) -> list[str]:
         """SCAN patterns covering every key of this job (for deletion)."""
-        return [f"{self._base}:*"]
+        return [f"{self._base}:*", f"{self._control_base}:*"]
