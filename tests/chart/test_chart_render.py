@@ -162,7 +162,12 @@ def test_worker_redis_secret_is_in_every_watched_namespace(render: Any) -> None:
     copies = find(manifests, "Secret", name)
     assert sorted(s["metadata"]["namespace"] for s in copies) == ["team-a", "team-b"]
     bundled = one(manifests, "Secret", f"{FULLNAME}-redis")
-    assert {s["data"][key] for s in copies} == {bundled["data"]["redis-url"]}  # the same URL
+    worker_password = _b64(bundled["data"]["worker-password"])
+    # the same Redis, as the `worker` ACL user (never the operator's full-access password)
+    assert {_b64(s["data"][key]) for s in copies} == {
+        f"redis://worker:{worker_password}@{FULLNAME}-redis.{NAMESPACE}.svc:6379/0"
+    }
+    assert _b64(bundled["data"]["redis-password"]) not in _b64(copies[0]["data"][key])
 
 
 def test_default_watches_the_release_namespace_only(render: Any) -> None:

@@ -18,13 +18,14 @@ from irods_ingest.config import JobConfig, Operation
 from irods_ingest.control import start_job
 from irods_ingest.store.connection import connect
 from irods_ingest.store.jobstore import JobStore
+from irods_ingest.store.keys import WORKER_ACL_RULES
 from irods_ingest.testing.redis_server import RedisServer
 from irods_ingest.worker import WorkerOptions, run_worker
 from testsupport.irods_fixtures import IrodsEnv
 
 pytestmark = [pytest.mark.redis, pytest.mark.irods]
 
-WORKER_ACL = "on >worker-Pass-1 ~ii:* %R~iic:* &* +@all -@admin -@dangerous +info"
+WORKER_ACL = f"on >worker-Pass-1 {WORKER_ACL_RULES}"
 HANDLER = """
 from irods_capability_automated_ingest.core import Core
 class event_handler(Core):

@@ -157,7 +157,27 @@ password is generated once and kept across upgrades (looked up from the live Sec
 {{- end }}
 
 {{- define "irods-ingest-operator.bundledRedisUrl" -}}
-{{- printf "redis://:%s@%s.%s.svc:6379/0" .password (include "irods-ingest-operator.redisName" .context) .context.Release.Namespace }}
+{{- printf "redis://%s:%s@%s.%s.svc:6379/0" (default "" .user) .password (include "irods-ingest-operator.redisName" .context) .context.Release.Namespace }}
+{{- end }}
+
+{{/*
+The bundled Redis's `worker` ACL user's password: given, kept from the existing Secret, or generated.
+*/}}
+{{- define "irods-ingest-operator.redisWorkerPassword" -}}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "irods-ingest-operator.redisName" .) }}
+{{- if and $existing $existing.data (hasKey $existing.data .Values.redis.bundled.auth.workerPasswordKey) }}
+{{- index $existing.data .Values.redis.bundled.auth.workerPasswordKey | b64dec }}
+{{- else }}
+{{- randAlphaNum 32 }}
+{{- end }}
+{{- end }}
+
+{{/*
+The ACL rule of the workers' Redis user (kept in step with irods_ingest.store.keys):
+everything under ii:*, read-only under iic:* (job configs and handler code).
+*/}}
+{{- define "irods-ingest-operator.workerAcl" -}}
+~ii:* %R~iic:* &* +@all -@admin -@dangerous +info
 {{- end }}
 
 {{/*

@@ -9,7 +9,7 @@ What decides what a worker runs — the job's config and its event-handler code 
 under a separate prefix, ``iic:`` ("control"), which only the controller (operator or
 CLI) writes and workers only read. A Redis ACL can then make that a rule rather than a
 habit: give workers their own user, e.g.
-``ACL SETUSER worker on >PASSWORD ~ii:* %R~iic:* &* +@all -@admin -@dangerous +info``,
+``ACL SETUSER worker on >PASSWORD`` followed by :data:`WORKER_ACL_RULES`,
 and a compromised or buggy worker cannot change another job's handler or its own
 (tests/security/test_redis_acl.py). Workers also check that a handler's content matches
 the hash it is stored under.
@@ -56,6 +56,9 @@ from typing import Final
 
 PREFIX: Final = "ii"
 CONTROL_PREFIX: Final = "iic"  # written by the controller only; read-only for workers
+# The Redis ACL rules for the workers' user (the chart's bundled Redis uses exactly these):
+# everything under ii:*, read-only under iic:*, no administration.
+WORKER_ACL_RULES: Final = f"~{PREFIX}:* %R~{CONTROL_PREFIX}:* &* +@all -@admin -@dangerous +info"
 JOBS_INDEX: Final = f"{PREFIX}:jobs"
 HISTORY_LIMIT: Final = 50
 SEEN_TTL_SECONDS: Final = 7 * 24 * 3600
