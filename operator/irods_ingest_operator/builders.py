@@ -265,6 +265,8 @@ def _worker_env(spec: SyncJobSpec, redis: RedisEndpoint) -> list[dict[str, Any]]
         {"name": "HOME", "value": WORKER_TMP_PATH},
     ]
     source = spec.source
+    if isinstance(source, S3Source):
+        env += _s3_transfer_env(source)
     if isinstance(source, S3Source) and source.credentials is not None:
         creds = source.credentials
         env += [
@@ -278,6 +280,27 @@ def _worker_env(spec: SyncJobSpec, redis: RedisEndpoint) -> list[dict[str, Any]]
             },
         ]
     return env
+
+
+# The workers read these (irods_ingest.s3_io.bucket.TransferSettings; a test keeps the names in step).
+S3_TRANSFER_ENV: Final = {
+    "parallel_threshold": "IRODS_INGEST_S3_PARALLEL_THRESHOLD",
+    "part_bytes": "IRODS_INGEST_S3_PART_BYTES",
+    "parts_in_flight": "IRODS_INGEST_S3_PARTS_IN_FLIGHT",
+    "page_size": "IRODS_INGEST_S3_PAGE_SIZE",
+}
+_MIB: Final = 1024 * 1024
+
+
+def _s3_transfer_env(source: S3Source) -> list[dict[str, Any]]:
+    transfer = source.transfer
+    values = {
+        "parallel_threshold": None if transfer.parallel_threshold_mib is None else transfer.parallel_threshold_mib * _MIB,
+        "part_bytes": None if transfer.part_size_mib is None else transfer.part_size_mib * _MIB,
+        "parts_in_flight": transfer.parts_in_flight,
+        "page_size": transfer.list_page_size,
+    }
+    return [{"name": S3_TRANSFER_ENV[name], "value": str(value)} for name, value in values.items() if value is not None]
 
 
 def _worker_volumes(spec: SyncJobSpec) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

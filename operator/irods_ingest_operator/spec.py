@@ -162,6 +162,16 @@ class S3CredentialsRef:
 
 
 @dataclass(frozen=True)
+class S3Transfer:
+    """How workers move S3 data (unset: the workers' defaults, see irods_ingest.s3_io)."""
+
+    parallel_threshold_mib: int | None = None  # objects this large or larger go in parallel parts
+    part_size_mib: int | None = None
+    parts_in_flight: int | None = None  # parts per object at once; memory is about parts times part size
+    list_page_size: int | None = None  # keys per listing request (and per scan task)
+
+
+@dataclass(frozen=True)
 class S3Source:
     bucket: str
     endpoint: str | None = None
@@ -169,6 +179,7 @@ class S3Source:
     region: str | None = None
     insecure: bool = False
     credentials: S3CredentialsRef | None = None
+    transfer: S3Transfer = S3Transfer()
 
     def endpoint_url(self) -> str | None:
         """The endpoint as a URL: a bare ``host[:port]`` (the incumbent's form) gets https, or http if insecure."""
@@ -357,7 +368,8 @@ _SPEC_KEYS: Final = frozenset(
     }
 )  # fmt: skip
 _SOURCE_KEYS: Final = frozenset({"path", "volume", "s3"})
-_S3_KEYS: Final = frozenset({"endpoint", "bucket", "prefix", "region", "insecure", "credentialsSecret"})
+_S3_KEYS: Final = frozenset({"endpoint", "bucket", "prefix", "region", "insecure", "credentialsSecret", "transfer"})
+_S3_TRANSFER_KEYS: Final = frozenset({"parallelThresholdMiB", "partSizeMiB", "partsInFlight", "listPageSize"})
 _S3_SECRET_KEYS: Final = frozenset({"name", "accessKeyIdKey", "secretAccessKeyKey"})
 _DESTINATION_KEYS: Final = frozenset({"collection", "resource", "connectionSecret"})
 _CONNECTION_SECRET_KEYS: Final = frozenset({"name", "environmentKey", "passwordKey"})
@@ -683,6 +695,7 @@ class _SpecReader:
                     secret, "secretAccessKeyKey", secret_path, DEFAULT_SECRET_ACCESS_KEY_KEY
                 ),
             )
+        transfer = self.s3_transfer(s3.get("transfer"), f"{path}.transfer")
         if bucket is None:
             return None
         return S3Source(
@@ -692,6 +705,22 @@ class _SpecReader:
             region=self.string(s3, "region", path) or None,
             insecure=insecure,
             credentials=credentials,
+            transfer=transfer,
+        )
+
+    def s3_transfer(self, raw: object, path: str) -> S3Transfer:
+        transfer = self.obj(raw, path, _S3_TRANSFER_KEYS)
+
+        def optional(key: str, minimum: int, maximum: int) -> int | None:
+            if transfer.get(key) is None:
+                return None
+            return self.integer(transfer, key, path, minimum, minimum=minimum, maximum=maximum)
+
+        return S3Transfer(
+            parallel_threshold_mib=optional("parallelThresholdMiB", 1, 1024 * 1024),
+            part_size_mib=optional("partSizeMiB", 1, 1024),
+            parts_in_flight=optional("partsInFlight", 1, 64),
+            list_page_size=optional("listPageSize", 1, 1000),
         )
 
     def destination(self, raw: object) -> Destination | None:

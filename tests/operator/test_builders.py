@@ -641,3 +641,16 @@ def test_status_merge_patch_removes_fields_no_longer_reported() -> None:
         "files": {"synced": 0},
         "nextSyncTime": None,
     }
+
+
+def test_s3_transfer_settings_reach_the_workers_as_the_engine_reads_them() -> None:
+    from irods_ingest.s3_io import TransferSettings
+
+    spec = make_spec(source={"s3": {"bucket": "raw", "transfer": {
+        "parallelThresholdMiB": 64, "partSizeMiB": 16, "partsInFlight": 2, "listPageSize": 100}}})
+    env = {name: item["value"] for name, item in env_by_name(deployment(spec)).items() if "value" in item}
+    # the engine's own parser of the worker environment sees exactly the spec's values
+    assert TransferSettings.from_environment(env) == TransferSettings(
+        parallel_threshold=64 * 1024 * 1024, part_bytes=16 * 1024 * 1024, parts_in_flight=2, page_size=100)
+    unset = {name: item.get("value", "") for name, item in env_by_name(deployment(make_spec(source={"s3": {"bucket": "raw"}}))).items()}
+    assert not any(name.startswith("IRODS_INGEST_S3_") for name in unset)

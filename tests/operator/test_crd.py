@@ -366,6 +366,7 @@ FULL_S3_SOURCE = {
         "region": "us-east-1",
         "insecure": False,
         "credentialsSecret": {"name": "s3", "accessKeyIdKey": "id", "secretAccessKeyKey": "secret"},
+        "transfer": {"parallelThresholdMiB": 64, "partSizeMiB": 16, "partsInFlight": 8, "listPageSize": 500},
     }
 }
 

@@ -569,3 +569,20 @@ def test_parsing_does_not_alias_the_input() -> None:
 
     assert before != raw
     assert spec.workers.resources == {"limits": {"cpu": "1"}}
+
+
+def test_s3_transfer_settings_are_parsed_and_bounded() -> None:
+    raw = defaulted_spec(source=s3_source(transfer={"partSizeMiB": 16, "partsInFlight": 8}))
+    source = parse_spec(raw).source
+    assert isinstance(source, S3Source)
+    assert (source.transfer.part_size_mib, source.transfer.parts_in_flight) == (16, 8)
+    assert source.transfer.parallel_threshold_mib is None and source.transfer.list_page_size is None
+
+    bad = defaulted_spec(source=s3_source(transfer={"partsInFlight": 0, "listPageSize": 5000, "chunk": 1}))
+    with pytest.raises(InvalidSpecError) as raised:
+        parse_spec(bad)
+    assert sorted(p.field for p in raised.value.problems) == [
+        "spec.source.s3.transfer.chunk",
+        "spec.source.s3.transfer.listPageSize",
+        "spec.source.s3.transfer.partsInFlight",
+    ]
