@@ -9,10 +9,8 @@ and a failure record naming it, and ``irods-ingest retry`` lands them all once i
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -30,6 +28,7 @@ from irods_ingest.testing.redis_server import RedisServer
 from testsupport.accounting import assert_accounted
 from testsupport.ingest import Ingest
 from testsupport.irods_fixtures import IrodsEnv
+from testsupport.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.redis, pytest.mark.irods]
 
@@ -132,52 +131,6 @@ def test_irods_problem_fails_the_run_by_name_and_retry_lands_everything(
 
 
 # ---------------------------------------------------------------- iRODS going away mid-run
-class SeveringProxy:
-    """A TCP forwarder to iRODS that can be severed: every open connection is reset and new
-    ones are refused, as when the iRODS server or the network goes away."""
-
-    def __init__(self, upstream: tuple[str, int]) -> None:
-        self.upstream = upstream
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.sockets: list[socket.socket] = []
-        self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(self.upstream)
-            with self.lock:
-                self.sockets += [client, server]
-            threading.Thread(target=self._pump, args=(client, server), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                sink.sendall(data)
-        for sock in (source, sink):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-    def sever(self) -> None:
-        # shutdown() first: on Linux, close() alone leaves a socket that a thread is blocked
-        # accept()ing on still listening, and new connections would still get through.
-        with contextlib.suppress(OSError):
-            self.listener.shutdown(socket.SHUT_RDWR)
-        self.listener.close()
-        with self.lock:
-            for sock in self.sockets:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
-
-
 GATED_HANDLER = """
 import os, time
 from irods_capability_automated_ingest.core import Core
@@ -205,7 +158,7 @@ def test_irods_going_away_mid_run_fails_each_file_by_name_and_retry_lands_them(i
     from irods_ingest.store.connection import connect
 
     names = tree(ingest.source)
-    proxy = SeveringProxy((ingest.env.host, ingest.env.port))
+    proxy = TcpProxy((ingest.env.host, ingest.env.port))
     direct = ingest.env
     ingest.env = type(direct)(host="127.0.0.1", port=proxy.port, user=direct.user, password=direct.password,
                               zone=direct.zone)

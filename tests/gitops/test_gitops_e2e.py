@@ -23,7 +23,7 @@ import pytest
 from gitops.gitopskit import Verdict, argocd_health, kstatus
 from kubernetes import client as k8s
 
-from irods_ingest.testing.processes import free_port, stop_process
+from irods_ingest.testing.processes import stop_process
 from irods_ingest_operator.constants import GROUP, PLURAL, VERSION
 from testsupport.irods_fixtures import IrodsEnv
 from testsupport.kube import ControlPlane
@@ -99,16 +99,7 @@ def host_dir() -> Iterator[Path]:
 def operator_log(kube_control_plane: ControlPlane, kube_namespace: str, redis_url: str,
                  tmp_path: Path) -> Iterator[Path]:
     log = tmp_path / "operator.log"
-    env = kube_control_plane.env()
-    env.update(
-        IRODS_INGEST_OPERATOR_REDIS_URL=redis_url,
-        IRODS_INGEST_OPERATOR_WORKER_REDIS_URL=redis_url,
-        IRODS_INGEST_OPERATOR_NAMESPACES=kube_namespace,
-        IRODS_INGEST_OPERATOR_RECONCILE_INTERVAL="0.5",
-        IRODS_INGEST_OPERATOR_SCALE_DOWN_WINDOW="2",
-        IRODS_INGEST_OPERATOR_LIVENESS_ENDPOINT=f"http://127.0.0.1:{free_port()}/healthz",
-        IRODS_INGEST_OPERATOR_METRICS_PORT=str(free_port()),
-    )
+    env = kube_control_plane.operator_env(kube_namespace, redis_url)
     with log.open("wb") as handle:
         process = subprocess.Popen([sys.executable, "-m", "irods_ingest_operator.main"], env=env,
                                    stdout=handle, stderr=subprocess.STDOUT)

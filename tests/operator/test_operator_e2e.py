@@ -23,7 +23,7 @@ from kubernetes import client as k8s
 
 from irods_ingest.store.connection import connect
 from irods_ingest.store.jobstore import JobStore
-from irods_ingest.testing.processes import free_port, stop_process
+from irods_ingest.testing.processes import stop_process
 from irods_ingest_operator.constants import GROUP, PLURAL, VERSION
 from testsupport.irods_fixtures import IrodsEnv
 from testsupport.kube import ControlPlane
@@ -106,17 +106,8 @@ class OperatorProcess:
 def operator_process(kube_control_plane: ControlPlane, kube_namespace: str, redis_url: str,
                      tmp_path: Path) -> Iterator[OperatorProcess]:
     log = tmp_path / "operator.log"
-    env = kube_control_plane.env()
-    env.update(
-        IRODS_INGEST_OPERATOR_REDIS_URL=redis_url,
-        IRODS_INGEST_OPERATOR_WORKER_REDIS_URL=redis_url,
-        IRODS_INGEST_OPERATOR_NAMESPACES=kube_namespace,
-        IRODS_INGEST_OPERATOR_RECONCILE_INTERVAL="0.5",
-        IRODS_INGEST_OPERATOR_SCALE_DOWN_WINDOW="2",
-        IRODS_INGEST_OPERATOR_LIVENESS_ENDPOINT=f"http://127.0.0.1:{free_port()}/healthz",
-        IRODS_INGEST_OPERATOR_METRICS_PORT=str(free_port()),
-        IRODS_INGEST_OPERATOR_LOG_LEVEL="INFO",
-    )
+    env = kube_control_plane.operator_env(kube_namespace, redis_url)
+    env["IRODS_INGEST_OPERATOR_LOG_LEVEL"] = "INFO"
     process = OperatorProcess(env, log)
     DIAGNOSTICS.append(lambda: "operator log (tail):\n" + "\n".join(
         line for line in log.read_text(errors="replace").splitlines()[-60:] if "Timer 'refresh' succeeded" not in line))

@@ -16,8 +16,8 @@ from irods_ingest.s3_io import CHUNK_BYTES, TransferSettings
 from irods_ingest.s3_io.bucket import RESUMES_PER_READ
 from irods_ingest.testing.irods_server import IrodsTestServer
 from testsupport.s3_fixtures import MotoServer, S3Endpoint
-from testsupport.s3_ingest import S3Ingest
-from testsupport.s3_proxy import CuttingProxy
+from testsupport.s3_ingest import S3Ingest, irods_sha256
+from testsupport.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.redis, pytest.mark.irods]
 
@@ -39,17 +39,6 @@ ODD_KEYS = {
 def assert_counts(status: Any, **expected: int) -> None:
     actual = {k: status.counters[k] for k in expected}
     assert actual == expected, (status, actual)
-
-
-def irods_sha256(s3: S3Ingest, relative: str) -> tuple[int, str]:
-    """Size and sha256 of an iRODS object, read in chunks (bounded memory)."""
-    digest = hashlib.sha256()
-    size = 0
-    with s3.ingest.session.data_objects.open(s3.ingest.logical(relative), "r") as handle:
-        while chunk := handle.read(4 * MIB):
-            digest.update(chunk)
-            size += len(chunk)
-    return size, digest.hexdigest()
 
 
 # ---------------------------------------------------------------- tree, odd keys, change detection
@@ -241,7 +230,7 @@ def test_interrupted_download_is_resumed_or_retried(s3_ingest: S3Ingest, s3_serv
     size = 6 * MIB
     data = random.Random(7).randbytes(size)
     s3_ingest.put("cut.bin", data)
-    proxy = CuttingProxy(int(s3_server.url.rsplit(":", 1)[1]), cut_after=MIB, cuts=cuts)
+    proxy = TcpProxy(("127.0.0.1", int(s3_server.url.rsplit(":", 1)[1])), cut_after=MIB, cuts=cuts)
     try:
         s3_ingest.endpoint = S3Endpoint(proxy.url)
         status = s3_ingest.run(operation=Operation.PUT, verify_checksum=True, retry_backoff_seconds=0.1)

@@ -13,24 +13,14 @@ from irods_ingest.config import Operation
 from irods_ingest.s3_io.bucket import RESUMES_PER_READ
 from irods_ingest.testing.irods_server import IrodsTestServer
 from testsupport.s3_fixtures import S3Endpoint
-from testsupport.s3_ingest import S3Ingest, tune_transfers
-from testsupport.s3_proxy import CuttingProxy
+from testsupport.s3_ingest import S3Ingest, irods_sha256, tune_transfers
+from testsupport.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.redis, pytest.mark.irods]
 
 MIB = 1024 * 1024
 REPLICA_CLOSE_APN = 20004  # the joined handles' close (no finalize)
 GET_FILE_DESCRIPTOR_INFO_APN = 20000  # the replica token of the first handle
-
-
-def irods_digest(s3: S3Ingest, relative: str) -> tuple[int, str]:
-    digest = hashlib.sha256()
-    size = 0
-    with s3.ingest.session.data_objects.open(s3.ingest.logical(relative), "r") as handle:
-        while chunk := handle.read(4 * MIB):
-            digest.update(chunk)
-            size += len(chunk)
-    return size, digest.hexdigest()
 
 
 def data(size: int, seed: int) -> bytes:
@@ -58,8 +48,8 @@ def test_object_above_the_threshold_goes_as_parallel_parts_into_one_replica(
     status = s3_ingest.run(operation=Operation.PUT, verify_checksum=True, workers=1)
     assert status.state == "done", s3_ingest.ingest.failures()
     assert status.counters["files_synced"] == 2
-    assert irods_digest(s3_ingest, "big.bin") == (len(big), hashlib.sha256(big).hexdigest())
-    assert irods_digest(s3_ingest, "small.bin") == (len(small), hashlib.sha256(small).hexdigest())
+    assert irods_sha256(s3_ingest, "big.bin") == (len(big), hashlib.sha256(big).hexdigest())
+    assert irods_sha256(s3_ingest, "small.bin") == (len(small), hashlib.sha256(small).hexdigest())
     [replica] = good_replicas(s3_ingest, "big.bin")  # one replica, finalized good, with the full size
     assert replica.size == len(big)
     if irods_server is not None:
@@ -81,7 +71,7 @@ def test_multipart_etag_verifies_whatever_our_part_size(s3_ingest: S3Ingest, mon
     status = s3_ingest.run(operation=Operation.PUT, verify_checksum=True)
     assert status.state == "done", s3_ingest.ingest.failures()
     whole = b"".join(parts)
-    assert irods_digest(s3_ingest, "multi.bin") == (len(whole), hashlib.sha256(whole).hexdigest())
+    assert irods_sha256(s3_ingest, "multi.bin") == (len(whole), hashlib.sha256(whole).hexdigest())
 
 
 def test_put_sync_rewrite_truncates_and_put_append_sends_only_the_growth_in_parts(
@@ -97,14 +87,14 @@ def test_put_sync_rewrite_truncates_and_put_append_sends_only_the_growth_in_part
     s3_ingest.put("sync.bin", shorter)
     status = s3_ingest.run(operation=Operation.PUT_SYNC, verify_checksum=True)
     assert status.state == "done", s3_ingest.ingest.failures()
-    assert irods_digest(s3_ingest, "sync.bin") == (len(shorter), hashlib.sha256(shorter).hexdigest())
+    assert irods_sha256(s3_ingest, "sync.bin") == (len(shorter), hashlib.sha256(shorter).hexdigest())
 
     grown = data(MIB, 31) + data(6 * MIB, 33)  # 6 MiB of growth: above the threshold, in parts
     s3_ingest.put("log.bin", grown)
     status = s3_ingest.run(operation=Operation.PUT_APPEND, verify_checksum=True)
     assert status.state == "done", s3_ingest.ingest.failures()
     assert status.counters["files_synced"] == 1  # log.bin; sync.bin unchanged
-    assert irods_digest(s3_ingest, "log.bin") == (len(grown), hashlib.sha256(grown).hexdigest())
+    assert irods_sha256(s3_ingest, "log.bin") == (len(grown), hashlib.sha256(grown).hexdigest())
 
 
 # Two cuts after 1 MiB: each broken part resumes with a ranged GET inside its own read. Sixteen
@@ -119,7 +109,7 @@ def test_broken_part_downloads_are_resumed_or_the_file_retried(
     tune_transfers(monkeypatch, threshold=2 * MIB, part=2 * MIB, in_flight=3)
     payload = data(10 * MIB, 40)
     s3_ingest.put("cut.bin", payload)
-    proxy = CuttingProxy(int(s3_server.url.rsplit(":", 1)[1]), cut_after=cut_after, cuts=cuts)
+    proxy = TcpProxy(("127.0.0.1", int(s3_server.url.rsplit(":", 1)[1])), cut_after=cut_after, cuts=cuts)
     try:
         s3_ingest.endpoint = S3Endpoint(proxy.url)
         status = s3_ingest.run(operation=Operation.PUT, verify_checksum=True, retry_backoff_seconds=0.1, max_retries=5)
@@ -129,7 +119,7 @@ def test_broken_part_downloads_are_resumed_or_the_file_retried(
     assert proxy.cuts == cuts
     # root SCAN, "data/" has one page, one FILES task; a retried FILES task is one more
     assert status.counters["tasks_done"] == (3 if retried else 2), status
-    assert irods_digest(s3_ingest, "cut.bin") == (len(payload), hashlib.sha256(payload).hexdigest())
+    assert irods_sha256(s3_ingest, "cut.bin") == (len(payload), hashlib.sha256(payload).hexdigest())
     [replica] = good_replicas(s3_ingest, "cut.bin")
     assert replica.size == len(payload)
 

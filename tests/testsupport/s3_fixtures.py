@@ -1,7 +1,7 @@
 """A real S3 HTTP endpoint on loopback: moto's standalone server, one per test session.
 
 Tests that must stop or cut the endpoint use ``private_s3`` (their own server) or put a
-:class:`testsupport.s3_proxy.CuttingProxy` in front of the shared one.
+:class:`testsupport.tcp_proxy.TcpProxy` in front of the shared one.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,3 +62,14 @@ def tune_transfers(monkeypatch: Any, *, threshold: int | None = None, part: int 
                             (bucket.ENV_PARTS_IN_FLIGHT, in_flight), (bucket.ENV_PAGE_SIZE, page_size)):
         if value is not None:
             monkeypatch.setenv(variable, str(value))
+
+
+def irods_sha256(s3: S3Ingest, relative: str) -> tuple[int, str]:
+    """Size and sha256 of an iRODS object, read in 4 MiB chunks (bounded memory)."""
+    digest = hashlib.sha256()
+    size = 0
+    with s3.ingest.session.data_objects.open(s3.ingest.logical(relative), "r") as handle:
+        while chunk := handle.read(4 * 1024 * 1024):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()

@@ -1,4 +1,5 @@
-"""A TCP proxy that breaks S3 downloads mid-body: a real interrupted transfer on loopback."""
+"""A TCP proxy on loopback for real broken connections: cut a download mid-body, or sever
+everything at once as when a server or the network goes away."""
 
 from __future__ import annotations
 
@@ -8,17 +9,21 @@ import struct
 import threading
 
 
-class CuttingProxy:
-    """A TCP proxy in front of the S3 server that resets a connection once it has carried
-    ``cut_after`` response bytes, for the first ``cuts`` such connections: a real broken
-    download, mid-body."""
+class TcpProxy:
+    """Forwards every connection to ``upstream``.
 
-    def __init__(self, upstream_port: int, cut_after: int, cuts: int) -> None:
-        self.upstream_port = upstream_port
+    ``cut_after``/``cuts``: the first ``cuts`` connections that carry more than ``cut_after``
+    response bytes are reset mid-stream (a broken download). :meth:`sever` resets every open
+    connection and refuses new ones.
+    """
+
+    def __init__(self, upstream: tuple[str, int], *, cut_after: int = 0, cuts: int = 0) -> None:
+        self.upstream = upstream
         self.cut_after = cut_after
         self.remaining = cuts
         self.cuts = 0
         self.lock = threading.Lock()
+        self.sockets: list[socket.socket] = []
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         threading.Thread(target=self._accept, daemon=True).start()
@@ -33,7 +38,9 @@ class CuttingProxy:
                 client, _ = self.listener.accept()
             except OSError:
                 return
-            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            upstream = socket.create_connection(self.upstream)
+            with self.lock:
+                self.sockets += [client, upstream]
             threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True).start()
             threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
 
@@ -63,6 +70,19 @@ class CuttingProxy:
             self.remaining -= 1
             self.cuts += 1
             return True
+
+    def sever(self) -> None:
+        # shutdown() first: on Linux, close() alone leaves a socket that a thread is blocked
+        # accept()ing on still listening, and new connections would still get through.
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
+        self.listener.close()
+        with self.lock:
+            for sock in self.sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                with contextlib.suppress(OSError):
+                    sock.close()
 
     def close(self) -> None:
         self.listener.close()
