@@ -12,7 +12,12 @@ FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+# A C compiler builds the native first-sync listing (irods_ingest._listing) into the wheel; it
+# stays in this stage. The slim image already has Python's headers.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
+COPY pyproject.toml setup.py README.md ./
 COPY worker/ worker/
 COPY operator/ operator/
 RUN python -m pip wheel --wheel-dir /wheels ".[operator]"

@@ -22,7 +22,12 @@ FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+# A C compiler builds the native first-sync listing (irods_ingest._listing) into the wheel; it
+# stays in this stage. The slim image already has Python's headers.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
+COPY pyproject.toml setup.py README.md ./
 COPY worker/ worker/
 COPY operator/ operator/
 RUN python -m pip wheel --wheel-dir /wheels .
@@ -42,7 +47,8 @@ ENV PATH=/opt/venv/bin:$PATH \
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     python -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /wheels irods-ingest-operator \
-    && /opt/venv/bin/irods-ingest --version
+    && /opt/venv/bin/irods-ingest --version \
+    && /opt/venv/bin/python -c "import irods_ingest._listing"
 # Prometheus metrics (the worker Deployment's "metrics" port).
 EXPOSE 9102
 USER 10001:10001

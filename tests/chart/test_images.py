@@ -180,6 +180,17 @@ def test_worker_image_runs_the_worker_deployments_command() -> None:
     assert "--without-pip" not in install, "derived images add handler dependencies with pip"
 
 
+def test_worker_image_ships_the_native_listing() -> None:
+    # The builder compiles irods_ingest._listing (setup.py); the final stage fails to build
+    # rather than ship a worker that silently lists first syncs in pure Python.
+    parsed = parse(IMAGES / "worker.Dockerfile")
+    assert any(c.split()[:-1] == ["pyproject.toml", "setup.py", "README.md"] for c in parsed.stages[0].all("COPY"))
+    assert any("gcc" in run for run in parsed.stages[0].all("RUN"))
+    assert 'python -c "import irods_ingest._listing"' in parsed.final.all("RUN")[0]
+    ignore = (IMAGES / "worker.Dockerfile.dockerignore").read_text().splitlines()
+    assert "!setup.py" in ignore and "**/*.so" in ignore
+
+
 def test_operator_image_has_no_pip_and_exposes_the_charts_ports() -> None:
     parsed = parse(IMAGES / "operator.Dockerfile")
     assert "--without-pip" in parsed.final.all("RUN")[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from pathlib import Path
@@ -111,3 +112,44 @@ def test_names_that_are_not_utf8(tmp_path: Path) -> None:
     result = scan_directory(str(tmp_path), "", _config(tmp_path), {})
     assert _names(result.to_sync) == {raw}
     assert result.to_sync[0].cache_field.startswith("\x00b64:")
+
+
+def test_first_sync_lists_regular_files_by_name_without_stat(tmp_path: Path) -> None:
+    """With nothing cached to compare, regular files are listed by name (the FILES task stats
+    them); everything else is classified exactly as with a stat, and filters still apply."""
+    (tmp_path / "a.dat").write_bytes(b"abc")
+    (tmp_path / "b.tmp").write_bytes(b"x")
+    (tmp_path / "sub").mkdir()
+    os.symlink("a.dat", tmp_path / "link")
+    os.mkfifo(tmp_path / "pipe")
+    config = _config(tmp_path, exclude_names=(r".*\.tmp",))
+    first = scan_directory(str(tmp_path), "", config, {}, stat_files=False)
+    assert (first.listed, first.listed_batches, first.excluded) == (1, ['["a.dat"]'], 1)
+    assert [(e.name, e.kind, e.size) for e in first.to_sync] == [("link", "link", len("a.dat"))]  # links: lstat'ed
+    assert first.subdirectories == ["sub"] and [s.name for s in first.skipped] == ["pipe"]
+    assert first.names_seen == {"a.dat", "b.tmp", "sub", "link", "pipe"}
+    with_stat = scan_directory(str(tmp_path), "", config, {}, stat_files=True)
+    assert with_stat.listed == 0 and _names(with_stat.to_sync) == {"a.dat", "link"}
+
+    # a directory with a cache is compared file by file: that needs the stat
+    a = FileEntry("a.dat", 3, (tmp_path / "a.dat").stat().st_mtime_ns)
+    rescan = scan_directory(str(tmp_path), "", config, {a.cache_field: a.cache_value}, stat_files=False)
+    assert rescan.listed == 0 and _names(rescan.unchanged) == {"a.dat"} and _names(rescan.to_sync) == {"link"}
+    # ... unless the job ignores the cache: then nothing is compared and nothing needs a stat
+    ignoring = scan_directory(str(tmp_path), "", _config(tmp_path, ignore_cache=True), {a.cache_field: a.cache_value}, stat_files=False)
+    assert ignoring.listed == 2 and sorted(json.loads(ignoring.listed_batches[0])) == ["a.dat", "b.tmp"]
+
+
+def test_first_sync_upload_skips_unreadable_files_by_name(tmp_path: Path) -> None:
+    (tmp_path / "ok").write_bytes(b"x")
+    locked = tmp_path / "locked"
+    locked.write_bytes(b"x")
+    locked.chmod(0o000)
+    try:
+        put = scan_directory(str(tmp_path), "", _config(tmp_path, operation=Operation.PUT), {}, stat_files=False)
+        if os.geteuid() != 0:  # root reads 0000 files too
+            assert put.listed_batches == ['["ok"]'] and [(s.name, s.failed) for s in put.skipped] == [("locked", True)]
+        else:
+            assert put.listed == 2
+    finally:
+        locked.chmod(0o600)

@@ -132,3 +132,54 @@ def test_names_that_are_not_utf8_survive_the_queue(store: JobStore) -> None:
     raw, back = store.claim("w1", 0)  # type: ignore[misc]
     assert back.entries[0].name == name and back.directory == name
     assert back.entries[0].mtime_ns == 1700000000123456789
+
+
+def test_batches_listed_by_name_and_grouped_scans_survive_the_queue(store: JobStore) -> None:
+    """A first-sync batch travels as bare names (non-UTF-8 ones too) and comes back as entries
+    of unknown size; a grouped scan keeps its directories; a dead worker's batch of names is
+    dead-lettered with its file count."""
+    import os
+
+    from irods_ingest.listing import encode_names
+    from irods_ingest.tasks import UNKNOWN
+
+    odd = os.fsdecode(b"caf\xe9.dat")
+    _, run_id = store.start_run(_config())
+    store.register_worker("w1", 0.05)
+    raw, task = store.claim("w1", 0)  # type: ignore[misc]
+    batch = Task(TaskKind.FILES, run_id, directory="d", listed=encode_names(["a.dat", odd, "with space"]))
+    group = Task(TaskKind.SCAN, run_id, directory="x", also=("y", os.fsdecode(b"z\xff")))
+    assert '"entries":["a.dat","\\u0000b64:' in batch.encode()  # names, not [name, size, mtime, kind]
+    assert store.ack("w1", raw, task, TaskOutcome(enqueue=[batch, group])) == "ok"
+    _, scan = store.claim("w1", 0)  # type: ignore[misc]
+    assert scan.kind is TaskKind.SCAN and (scan.directory, scan.also) == ("x", ("y", os.fsdecode(b"z\xff")))
+    raw, files = store.claim("w1", 0)  # type: ignore[misc]
+    assert batch.file_count == 3
+    assert [e.name for e in files.entries] == ["a.dat", odd, "with space"] and files.file_count == 3
+    assert {(e.size, e.mtime_ns, e.kind, e.stated) for e in files.entries} == {(UNKNOWN, UNKNOWN, "regular", False)}
+    assert files.encode() == raw.decode()  # a retry or a requeue re-encodes it unchanged
+    deadline = time.monotonic() + 5
+    while store.client.exists(store.keys.heartbeat("w1")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert store.requeue(max_attempts=0) == (0, 2)  # both claimed tasks dead-lettered
+    by_kind = {f["kind"]: f for f in store.failures()}
+    assert by_kind["files"]["files"] == 3 and by_kind["scan"]["files"] == 0
+    assert store.status().counters["files_failed"] == 3
+
+
+def test_the_cache_marker_says_whether_a_generation_has_any_cache(store: JobStore) -> None:
+    """First-sync scans read no cache when the generation's marker is absent, so the marker
+    must be set by the very ack that writes the first cache entry, and go with its generation."""
+    _, run_id = store.start_run(_config())
+    store.register_worker("w1", 10)
+    assert not store.has_cache("g1")
+    raw, task = store.claim("w1", 0)  # type: ignore[misc]
+    batch = Task(TaskKind.FILES, run_id, directory="d")
+    assert store.ack("w1", raw, task, TaskOutcome(enqueue=[batch], cache_generation="g1")) == "ok"
+    assert not store.has_cache("g1")  # no cache entry written yet
+    raw, task = store.claim("w1", 0)  # type: ignore[misc]
+    outcome = TaskOutcome(cache_set={"d": {"f": "1:1"}}, cache_generation="g1")
+    assert store.ack("w1", raw, task, outcome) in ("ok", "finishing")
+    assert store.has_cache("g1") and store.cached_entries_of("g1", ["d", "e"]) == [{"f": "1:1"}, {}]
+    assert store.drop_other_cache_generations("g2") == 1
+    assert not store.has_cache("g1") and store.cached_entries("g1", "d") == {}

@@ -74,6 +74,52 @@ def test_run_counts_every_file_once_and_finishes(redis_url: str, tmp_path: Path)
     assert (again.state, again.counters["files_unchanged"], again.counters["files_synced"]) == ("done", total, 0)
 
 
+def test_scan_tasks_cover_many_directories_and_hand_back_groups(redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A scan task lists up to its budget of directories and returns the rest of its subtree
+    to the queue in groups; the counters still count every directory scan once, and nothing
+    is listed twice or missed."""
+    from irods_ingest import execute
+    from irods_ingest.metrics import REGISTRY
+
+    monkeypatch.setattr(execute, "SCAN_BUDGET_DIRECTORIES", 4)
+    monkeypatch.setattr(execute, "SCAN_GROUP_DIRECTORIES", 3)
+    root = tmp_path / "src"
+    size = 0
+    for top in range(30):
+        for sub in range(2):
+            directory = root / f"t{top:02d}" / f"s{sub}"
+            directory.mkdir(parents=True)
+            for f in range(3):
+                (directory / f"f{f}").write_bytes(b"y" * (top + f))
+                size += top + f
+    directories, files = 1 + 30 + 60, 30 * 2 * 3
+
+    def scan_tasks() -> float:
+        return REGISTRY.get_sample_value("irods_ingest_tasks_total", {"job": "wide", "kind": "scan", "result": "done"}) or 0.0
+
+    client = connect(redis_url)
+    for attempt in ("first", "rescan"):
+        claimed_before = scan_tasks()
+        start_job(client, noop_config("wide", root, files_per_task=5))
+        assert run_worker(WorkerOptions(jobs=["wide"], redis_url=redis_url, concurrency=2, exit_when_idle=True,
+                                        irods_settings=UNUSED_IRODS), install_signals=False) == 0
+        status = JobStore(client, "wide").status()
+        c = status.counters
+        assert status.state == "done", (status, JobStore(client, "wide").failures())
+        assert c["files_discovered"] == files and c["files_failed"] == 0
+        batches = 60 if attempt == "first" else 0  # a rescan finds everything unchanged: no batches
+        assert c["tasks_done"] == directories + batches
+        assert c["tasks_enqueued"] == directories + batches + 1  # + finalize
+        claimed = scan_tasks() - claimed_before
+        # the root task scans 4 directories and hands back groups of 3: far fewer claims than directories
+        assert 1 < claimed <= directories / 3, claimed
+        if attempt == "first":
+            # listed by name, then stat'ed by the batch that synced them: every byte counted once
+            assert (c["files_synced"], c["bytes_discovered"]) == (files, size)
+        else:
+            assert (c["files_unchanged"], c["files_synced"], c["bytes_discovered"]) == (files, 0, size)
+
+
 def _worker_process(redis_url: str, job: str, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "IRODS_INGEST_REDIS_URL": redis_url, "IRODS_INGEST_HEARTBEAT_TTL": "1", "IRODS_HOST": "127.0.0.1", "IRODS_PORT": "1",
            "IRODS_USER_NAME": "x", "IRODS_ZONE_NAME": "tempZone", "IRODS_PASSWORD": "x"}
@@ -142,4 +188,4 @@ def test_departed_workers_leave_no_bookkeeping(redis_url: str, tmp_path: Path) -
     # what stays is the job, its last run, history and the change cache; no per-worker keys
     assert not any(":processing:" in k or ":heartbeat:" in k for k in keys), keys
     assert client.scard(store.keys.claimers) == 0
-    assert {k.rsplit(":", 1)[-1] for k in keys if ":cache:" not in k} == {"job", "run", "history"}
+    assert {k.rsplit(":", 1)[-1] for k in keys if ":cache:" not in k and ":cached:" not in k} == {"job", "run", "history"}

@@ -14,8 +14,9 @@ import logging
 import os
 import posixpath
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from irods_ingest.charmap import translate_path
@@ -55,6 +56,15 @@ MAX_BACKOFF_SECONDS = 300.0
 # fires first and names the timeout); never waited longer than PRC's own default of 120 s.
 CALL_TIMEOUT_MARGIN_SECONDS = 1.0
 MAX_CALL_SECONDS = 120.0
+# How much one SCAN task does before it hands the rest of its subtree back to the queue, in
+# groups of SCAN_GROUP_DIRECTORIES: enough directories to spread a task's claim, config read
+# and ack over many small ones (a per-directory task cost a first sync more round trips than
+# its listing), little enough that other workers get a share of a wide tree early and that
+# a crash or a warm shutdown repeats little.
+SCAN_BUDGET_DIRECTORIES = 256
+SCAN_BUDGET_ENTRIES = 20_000
+SCAN_BUDGET_SECONDS = 0.25
+SCAN_GROUP_DIRECTORIES = 32
 
 
 def _not_stopping() -> bool:
@@ -107,6 +117,54 @@ class RunContext:
     bucket_for: Callable[[S3Source], S3Bucket] = open_bucket  # the worker caches one per thread
     listing_book: ListingBook | None = None  # S3 sources: what earlier pages of a prefix saw (the job store)
     stopping: Callable[[], bool] = _not_stopping  # a warm shutdown was asked for: hand back unstarted files
+    # (generation, directories) -> their caches, in one round trip (else cached_entries per directory)
+    cached_many: Callable[[str, list[str]], list[dict[str, str]]] | None = None
+    # generation -> whether any directory may have a cache in it (None: assume so)
+    has_cache: Callable[[str], bool] | None = None
+
+
+class _CachePrefetch:
+    """The change caches of a scan task's directories, read ahead in one round trip for the
+    next directories waiting in the task (not one ``HGETALL`` round trip per directory)."""
+
+    def __init__(self, executor: TaskExecutor, pending: deque[Task]) -> None:
+        self._ctx = executor.ctx
+        self._generation = executor.cache_generation
+        self._skip = executor.config.ignore_cache
+        self._pending = pending
+        self._fetched: dict[str, dict[str, str]] = {}
+        self._checked = False
+
+    def take(self, directory: str) -> dict[str, str]:
+        if self._skip:
+            return {}
+        if not self._checked:
+            self._checked = True
+            if self._ctx.has_cache is not None and not self._ctx.has_cache(self._generation):
+                # A first sync: no directory has a cache, so this task reads none (one EXISTS).
+                self._skip = True
+                return {}
+        if directory not in self._fetched:
+            if self._ctx.cached_many is None:
+                return self._ctx.cached_entries(self._generation, directory)
+            wanted = [directory]
+            for task in self._pending:
+                if len(wanted) >= SCAN_BUDGET_DIRECTORIES:
+                    break
+                if task.directory not in self._fetched:
+                    wanted.append(task.directory)
+            self._fetched.update(zip(wanted, self._ctx.cached_many(self._generation, wanted), strict=True))
+        return self._fetched.pop(directory)
+
+
+def _count_file(outcome: TaskOutcome, entry: FileEntry, *, synced: bool, listed_by_name: bool) -> None:
+    if synced:
+        outcome.count("files_synced")
+        outcome.count("bytes_synced", entry.size)
+    else:
+        outcome.count("files_unchanged")
+    if listed_by_name:  # the scan did not stat it: its bytes are known from now on
+        outcome.count("bytes_discovered", entry.size)
 
 
 def backoff(config: JobConfig, attempt: int) -> float:
@@ -123,6 +181,11 @@ class TaskExecutor:
         self.cache_generation = cache_generation(ctx.config)
         self._bucket: S3Bucket | None = None
         self._call_seconds: float | None = None  # the iRODS reply timeout for the file in hand
+        # Asked once per directory scanned: decided once per task.
+        self._collection_hooks = any(
+            self.handler.has(h) for h in ("pre_coll_create", "post_coll_create", "pre_coll_modify", "post_coll_modify")
+        )
+        self._makes_collections = ctx.config.operation is not Operation.NO_OP or self.handler.has("on_coll_create")
 
     @property
     def bucket(self) -> S3Bucket:
@@ -237,52 +300,90 @@ class TaskExecutor:
 
     # ------------------------------------------------------------------ scan
     def scan(self, task: Task) -> TaskOutcome:
+        """Scan the task's directories and, within the scan budget, their subtrees.
+
+        Every directory is handled as if it were its own task (its own counts, failures and
+        retries): a task only saves the claim, config read and ack that separate tasks
+        would cost per directory. What the budget leaves goes back to the queue in groups,
+        so other workers share a wide tree from the first ack on.
+        """
         outcome = TaskOutcome()
+        pending: deque[Task] = deque([replace(task, also=())])
+        pending.extend(Task(TaskKind.SCAN, task.run, directory=d) for d in task.also)
+        caches = _CachePrefetch(self, pending)
+        started = time.monotonic()
+        processed = entries = discovered = 0
+        while pending:
+            if processed and (
+                processed >= SCAN_BUDGET_DIRECTORIES
+                or entries >= SCAN_BUDGET_ENTRIES
+                or time.monotonic() - started >= SCAN_BUDGET_SECONDS
+                or self.ctx.stopping()
+            ):
+                break
+            current = pending.popleft()
+            subdirectories, listed = self._scan_one(current, outcome, caches.take(current.directory))
+            processed += 1
+            entries += listed
+            discovered += len(subdirectories)
+            pending.extend(Task(TaskKind.SCAN, task.run, directory=sub) for sub in subdirectories)
+        leftover = [t.directory for t in pending]
+        groups = [leftover[i : i + SCAN_GROUP_DIRECTORIES] for i in range(0, len(leftover), SCAN_GROUP_DIRECTORIES)]
+        for group in groups:
+            outcome.enqueue.append(Task(TaskKind.SCAN, task.run, directory=group[0], also=tuple(group[1:])))
+        # tasks_enqueued counts directory scans, however they are grouped: every directory
+        # found here is one; the ack's script counts one per task it pushes.
+        if discovered != len(groups):
+            outcome.count("tasks_enqueued", discovered - len(groups))
+        return outcome
+
+    def _scan_one(self, task: Task, outcome: TaskOutcome, cached: dict[str, str]) -> tuple[list[str], int]:
+        """Scan one directory into ``outcome``: (subdirectories to scan next, entries listed)."""
         outcome.count("tasks_done")
         directory = task.directory
         absolute = self.source_path(directory)
-        collection = self.logical_collection(directory)
         if not directory and not self._pre_job(task, outcome):
-            return outcome
+            return [], 0
         try:
             if not directory:
                 self._check_root()
-            cached = {} if self.config.ignore_cache else self.ctx.cached_entries(self.cache_generation, directory)
-            result = scan_directory(self.config.source_path, directory, self.config, cached, self.filters)
+            result = scan_directory(self.config.source_path, directory, self.config, cached, self.filters, stat_files=False)
         except (FileNotFoundError, NotADirectoryError) as exc:
-            return self._gone(task, outcome, absolute, exc)
+            self._gone(task, outcome, absolute, exc)
+            return [], 0
         except PermissionError as exc:
             outcome.count("tasks_failed")
             outcome.failures.append(self._failure(absolute, f"cannot list directory: {exc.strerror}", 1, task))
-            return outcome
+            return [], 0
         except IngestError as exc:
-            return self._retry_or_fail(task, outcome, exc, 0)
+            self._retry_or_fail(task, outcome, exc, 0)
+            return [], 0
 
-        meta = self.meta(path=absolute, target=collection, entry_type="dir")
         # A directory with cached files and nothing to sync had its collection when they were
         # synced: without collection hooks to fire, skip the 1-2 existence queries (a rescan).
-        settled = bool(cached) and not result.to_sync and not any(
-            self.handler.has(h) for h in ("pre_coll_create", "post_coll_create", "pre_coll_modify", "post_coll_modify")
-        )
-        if not settled and (self.config.operation is not Operation.NO_OP or self.handler.has("on_coll_create")):
+        settled = bool(cached) and not result.to_sync and not result.listed_batches and not self._collection_hooks
+        if not settled and self._makes_collections:
+            collection = self.logical_collection(directory)
             try:
-                self._ensure_collection(collection, meta)
+                self._ensure_collection(collection, self.meta(path=absolute, target=collection, entry_type="dir"))
             except HandlerError as exc:
                 outcome.failures.append(self._failure(absolute, str(exc), 1, task, exc.traceback_text))
                 outcome.count("tasks_failed")
                 if not directory:  # nothing below the root can run: the run says why
                     outcome.error = f"the source root could not be processed: {exc}"
-                return outcome
+                return [], 0
             except IngestError as exc:
-                return self._retry_or_fail(task, outcome, exc, 0)
+                self._retry_or_fail(task, outcome, exc, 0)
+                return [], 0
 
-        for sub in result.subdirectories:
-            outcome.enqueue.append(Task(TaskKind.SCAN, task.run, directory=sub))
         size = self.config.files_per_task
         for start in range(0, len(result.to_sync), size):
             outcome.enqueue.append(Task(TaskKind.FILES, task.run, directory=directory, entries=tuple(result.to_sync[start : start + size])))
-        found = len(result.to_sync) + len(result.unchanged)
+        for batch in result.listed_batches:
+            outcome.enqueue.append(Task(TaskKind.FILES, task.run, directory=directory, listed=batch))
+        found = len(result.to_sync) + result.listed + len(result.unchanged)
         outcome.count("files_discovered", found)
+        # Files listed by name have their bytes counted by the task that stats and syncs them.
         outcome.count("bytes_discovered", sum(e.size for e in result.to_sync) + sum(e.size for e in result.unchanged))
         outcome.count("files_unchanged", len(result.unchanged))
         outcome.count("files_excluded", result.excluded)
@@ -294,8 +395,8 @@ class TaskExecutor:
         if result.stale_cache:
             outcome.cache_delete[directory] = result.stale_cache
         if self.config.delete_mode is not DeleteMode.DO_NOT_DELETE:
-            self._plan_deletes(task, outcome, result.names_seen, collection)
-        return outcome
+            self._plan_deletes(task, outcome, result.names_seen, self.logical_collection(directory))
+        return result.subdirectories, found + len(result.subdirectories) + result.excluded + len(result.skipped)
 
     def scan_s3(self, task: Task, source: S3Source) -> TaskOutcome:
         """List one page of one prefix: child scans per common prefix, a continuation scan
@@ -544,6 +645,7 @@ class TaskExecutor:
             # Deadline interrupts only Python code: a socket blocked on a silent server must time
             # out by itself, just after the limit (else the worker waits for the reply, however late).
             self._call_seconds = min(MAX_CALL_SECONDS, limit + CALL_TIMEOUT_MARGIN_SECONDS) if limit > 0 else MAX_CALL_SECONDS
+            listed_by_name = not entry.stated
             try:
                 with Deadline(limit):
                     synced, entry = self.sync_one(task.directory, entry, listing, task.run)
@@ -573,11 +675,7 @@ class TaskExecutor:
                 outcome.count("files_failed")
                 outcome.failures.append(self._failure(path, str(exc), task.attempt + 1, task))
                 continue
-            if synced:
-                outcome.count("files_synced")
-                outcome.count("bytes_synced", entry.size)
-            else:
-                outcome.count("files_unchanged")
+            _count_file(outcome, entry, synced=synced, listed_by_name=listed_by_name)
             cache[entry.cache_field] = entry.cache_value
         if cache:
             outcome.cache_set[task.directory] = cache

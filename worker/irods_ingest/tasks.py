@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import base64
 import enum
+import itertools
 import json
 import os
-import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -23,6 +23,26 @@ class TaskKind(enum.Enum):
 
 
 _RAW_NAME_MARKER = "\x00b64:"
+
+
+class _TaskIds:
+    """Unique task ids at a fraction of ``uuid4``'s cost (a first-sync scan makes one per 50
+    files): 64 random bits per process, renewed in a forked child, then a counter."""
+
+    def __init__(self) -> None:
+        self._renew()
+        os.register_at_fork(after_in_child=self._renew)
+
+    def _renew(self) -> None:
+        self._prefix = os.urandom(8).hex()
+        self._counter = itertools.count()
+
+    def __call__(self) -> str:
+        # next() on a count is one C call, atomic under the GIL: threads never share a serial.
+        return f"{self._prefix}{next(self._counter):016x}"
+
+
+new_task_id = _TaskIds()
 
 
 def wire_name(name: str) -> str:
@@ -41,9 +61,26 @@ def from_wire_name(text: str) -> str:
     return text
 
 
+UNKNOWN = -1  # size/mtime of a file listed without a stat (a first sync): read when it is synced
+
+
+def wire_names(names: list[str]) -> list[str]:
+    """``wire_name`` of each name, with one check for the common batch of UTF-8 names."""
+    try:
+        "".join(names).encode("utf-8")
+    except UnicodeEncodeError:
+        return [wire_name(n) for n in names]
+    return names
+
+
 @dataclass(frozen=True)
 class FileEntry:
-    """One source file as the scan saw it. ``name`` is the raw name, surrogate-escaped."""
+    """One source file as the scan saw it. ``name`` is the raw name, surrogate-escaped.
+
+    A regular file listed without a stat (``size``/``mtime_ns`` are ``UNKNOWN``) travels as
+    its bare wire name: first syncs list directories at ``find``'s pace and each file is
+    stat'ed once, by the task that syncs it.
+    """
 
     name: str
     size: int
@@ -51,7 +88,13 @@ class FileEntry:
     kind: str = "regular"  # regular | link | socket | pipe | character | block
     etag: str = ""  # S3 objects: the ETag as listed, without quotes ("" for files)
 
-    def to_wire(self) -> list[Any]:
+    @property
+    def stated(self) -> bool:
+        return self.size != UNKNOWN
+
+    def to_wire(self) -> list[Any] | str:
+        if not self.stated and self.kind == "regular" and not self.etag:
+            return wire_name(self.name)
         # Numbers travel as strings: Redis' cjson keeps only 14 significant digits.
         wire = [wire_name(self.name), str(self.size), str(self.mtime_ns), self.kind]
         if self.etag:
@@ -59,7 +102,9 @@ class FileEntry:
         return wire
 
     @classmethod
-    def from_wire(cls, data: list[Any]) -> FileEntry:
+    def from_wire(cls, data: list[Any] | str) -> FileEntry:
+        if isinstance(data, str):
+            return cls(name=from_wire_name(data), size=UNKNOWN, mtime_ns=UNKNOWN)
         etag = str(data[4]) if len(data) > 4 else ""
         return cls(name=from_wire_name(data[0]), size=int(data[1]), mtime_ns=int(data[2]), kind=data[3], etag=etag)
 
@@ -80,16 +125,26 @@ class Task:
     run: str
     directory: str = ""  # source directory relative to the source root ("" = root)
     entries: tuple[FileEntry, ...] = ()
+    # FILES tasks built by a first-sync scan: the batch's regular files, listed without a
+    # stat, as the JSON array of wire names they travel as (listing.encode_names). They come
+    # back from ``decode`` as entries of UNKNOWN size: building a FileEntry per file would
+    # cost a first-sync scan more than listing it.
+    listed: str = ""
+    # SCAN tasks: more directories scanned by the same task after ``directory`` (each with
+    # as much of its subtree as the scan budget allows) -- fewer claims and acks per directory.
+    also: tuple[str, ...] = ()
     paths: tuple[str, ...] = ()  # logical paths, for DELETE tasks
     collections: tuple[str, ...] = ()  # logical collections, for DELETE tasks
     attempt: int = 0
     token: str = ""  # S3 SCAN tasks: the ListObjectsV2 continuation token of the page to list
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    id: str = field(default_factory=new_task_id)
 
     def encode(self) -> str:
         data: dict[str, Any] = {"id": self.id, "kind": self.kind.value, "run": self.run, "attempt": self.attempt}
         if self.directory:
             data["dir"] = wire_name(self.directory)
+        if self.also:
+            data["also"] = [wire_name(d) for d in self.also]
         if self.entries:
             data["entries"] = [e.to_wire() for e in self.entries]
         if self.paths:
@@ -99,7 +154,12 @@ class Task:
         if self.token:
             data["tok"] = self.token
         # surrogateescape'd names are not valid UTF-8: keep them as \udcxx escapes in JSON.
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=True)
+        text = json.dumps(data, separators=(",", ":"), ensure_ascii=True)
+        if self.listed:
+            if self.entries:
+                raise ValueError("a task carries either entries or a listed batch, not both")
+            text = f'{text[:-1]},"entries":{self.listed}}}'
+        return text
 
     @classmethod
     def decode(cls, raw: bytes | str) -> Task:
@@ -111,6 +171,7 @@ class Task:
             attempt=int(data.get("attempt", 0)),
             directory=from_wire_name(data.get("dir", "")),
             entries=tuple(FileEntry.from_wire(e) for e in data.get("entries", ())),
+            also=tuple(from_wire_name(d) for d in data.get("also", ())),
             paths=tuple(data.get("paths", ())),
             collections=tuple(data.get("colls", ())),
             token=data.get("tok", ""),
@@ -122,4 +183,5 @@ class Task:
 
     @property
     def file_count(self) -> int:
-        return len(self.entries) + len(self.paths)
+        listed = len(json.loads(self.listed)) if self.listed else 0
+        return len(self.entries) + listed + len(self.paths)

@@ -292,7 +292,7 @@ class WorkerThread:
             # worker lives on. (Redis being away is a StoreUnavailable and is retried.)
             outcome = TaskOutcome()
             outcome.count("tasks_failed")
-            outcome.count("files_failed", len(task.entries) + len(task.paths))
+            outcome.count("files_failed", task.file_count)
             outcome.error = str(exc)
             outcome.failures.append(
                 {"path": task.directory, "reason": str(exc), "attempts": 1, "time": time.time(), "task": task.id,
@@ -308,6 +308,8 @@ class WorkerThread:
             reset_connections=self.reset_connections,
             cached_entries=store.cached_entries,
             cached_values=store.cached_values,
+            cached_many=store.cached_entries_of,
+            has_cache=store.has_cache,
             bucket_for=self.bucket_for,
             listing_book=store,
             stopping=self.shutdown.warm.is_set,

@@ -38,6 +38,7 @@ COUNTERS = (
     "tasks_done",
     "tasks_failed",
 )
+_COUNTER_NAMES = frozenset(COUNTERS)
 ACTIVE_STATES = frozenset({"running", "finishing"})
 
 
@@ -61,7 +62,7 @@ class TaskOutcome:
     cache_generation: str = ""
 
     def count(self, name: str, delta: int = 1) -> None:
-        if name not in COUNTERS:
+        if name not in _COUNTER_NAMES:
             raise ValueError(f"unknown counter {name}")
         self.counters[name] = self.counters.get(name, 0) + delta
 
@@ -337,11 +338,11 @@ class JobStore:
                 cache_ops.append([index + 1, name, value])
             for name in outcome.cache_delete.get(directory, []):
                 cache_ops.append([index + 1, name, False])
+        # Directory scans are claimed before file batches (see lua.ACK).
+        enqueue = [t.encode() for t in outcome.enqueue if t.kind is not TaskKind.SCAN]
+        enqueue_first = [t.encode() for t in outcome.enqueue if t.kind is TaskKind.SCAN]
         payload = {
             "counters": outcome.counters or {"tasks_done": 0},
-            # Directory scans are claimed before file batches (see lua.ACK).
-            "enqueue": [t.encode() for t in outcome.enqueue if t.kind is not TaskKind.SCAN],
-            "enqueue_first": [t.encode() for t in outcome.enqueue if t.kind is TaskKind.SCAN],
             "delay": [[due, t.encode()] for due, t in outcome.delay],
             "failures": [json.dumps(f, ensure_ascii=True) for f in outcome.failures],
             "cache": cache_ops,
@@ -358,6 +359,7 @@ class JobStore:
                     self.keys.failures,
                     self.keys.claimers,
                     self.keys.history,
+                    self.keys.cache_marker(outcome.cache_generation or "-"),
                     *cache_keys,
                 ],
                 args=[
@@ -367,6 +369,10 @@ class JobStore:
                     self.keys.processing_prefix,
                     self._finalize_raw(task.run),
                     f"{time.time():.3f}",
+                    len(enqueue),
+                    len(enqueue_first),
+                    *enqueue,
+                    *enqueue_first,
                 ],
             )
         return _str(result)
@@ -399,6 +405,20 @@ class JobStore:
             raw = self.client.hgetall(self.keys.cache(generation, directory))
         return {_str(k): _str(v) for k, v in raw.items()}
 
+    def has_cache(self, generation: str) -> bool:
+        """Whether any directory may have a change cache in ``generation`` (False: none has)."""
+        with translated_errors():
+            return bool(self.client.exists(self.keys.cache_marker(generation)))
+
+    def cached_entries_of(self, generation: str, directories: list[str]) -> list[dict[str, str]]:
+        """The caches of several directories in one round trip (a scan task's next directories)."""
+        with translated_errors():
+            pipe = self.client.pipeline(transaction=False)
+            for directory in directories:
+                pipe.hgetall(self.keys.cache(generation, directory))
+            replies = pipe.execute()
+        return [{_str(k): _str(v) for k, v in raw.items()} for raw in replies]
+
     def cached_values(self, generation: str, directory: str, names: list[str]) -> dict[str, str]:
         """The change-cache values of just ``names`` (an S3 listing page: bounded, whatever the prefix holds)."""
         if not names:
@@ -421,6 +441,10 @@ class JobStore:
                     batch = []
             if batch:
                 deleted += int(self.client.unlink(*batch))
+            keep_marker = self.keys.cache_marker(keep).encode()
+            markers = [k for k in self.client.scan_iter(match=f"{self.keys.cache_marker_prefix}*") if k != keep_marker]
+            if markers:
+                self.client.unlink(*markers)
         return deleted
 
     def cache_fields(self, generation: str, directory: str, batch: int = 1000) -> Iterator[list[str]]:

@@ -96,10 +96,14 @@ return #due
 """
 
 # Acknowledge one task with its whole outcome.
-# KEYS: run, queue, delayed, processing(W), failures, claimers, history, cache keys...
-# ARGV: raw task, run id, outcome JSON, processing prefix, finalize raw, now
-# outcome: {counters={}, enqueue=[raw], enqueue_first=[raw], delay=[[score, raw]], failures=[raw],
-#           cache=[[key_index, field, value_or_false]], finalize=bool, error=str}
+# KEYS: run, queue, delayed, processing(W), failures, claimers, history, cache marker, cache keys...
+# ARGV: raw task, run id, outcome JSON, processing prefix, finalize raw, now, E, F, then E raw
+#       tasks to ``enqueue`` and F raw tasks to ``enqueue_first``
+# outcome: {counters={}, delay=[[score, raw]], failures=[raw], cache=[[key_index, field, value_or_false]],
+#           finalize=bool, error=str}
+# The new tasks travel as arguments of their own, not inside the outcome JSON: a first-sync
+# scan's ack carries thousands of names, and JSON inside JSON would be escaped by the worker
+# and decoded by the script only to be pushed again as they were.
 # ``enqueue`` goes to the far end of the queue (FIFO); ``enqueue_first`` (directory scans) to
 # the claim end, so that discovery runs ahead of the file batches it produces: the whole tree
 # is known early (progress, ETA) and every worker can scan while there is scanning to do.
@@ -120,15 +124,16 @@ local outcome = cjson.decode(ARGV[3])
 for name, delta in pairs(outcome.counters) do
   if delta ~= 0 then redis.call('HINCRBY', KEYS[1], name, delta) end
 end
-local enqueued = 0
-for _, raw in ipairs(outcome.enqueue) do
-  redis.call('LPUSH', KEYS[2], raw)
-  enqueued = enqueued + 1
+-- variadic pushes, in chunks under unpack()'s limit (LUAI_MAXCSTACK 8000)
+local function push(command, first, count)
+  for from = first, first + count - 1, 1000 do
+    redis.call(command, KEYS[2], unpack(ARGV, from, math.min(from + 999, first + count - 1)))
+  end
 end
-for _, raw in ipairs(outcome.enqueue_first or {}) do
-  redis.call('RPUSH', KEYS[2], raw)
-  enqueued = enqueued + 1
-end
+local to_enqueue, to_enqueue_first = tonumber(ARGV[7]), tonumber(ARGV[8])
+push('LPUSH', 9, to_enqueue)
+push('RPUSH', 9 + to_enqueue, to_enqueue_first)
+local enqueued = to_enqueue + to_enqueue_first
 for _, item in ipairs(outcome.delay) do
   redis.call('ZADD', KEYS[3], item[1], item[2])
   enqueued = enqueued + 1
@@ -152,8 +157,10 @@ local function apply(command, key, args)
     redis.call(command, key, unpack(args, first, math.min(first + 999, #args)))
   end
 end
-for index, args in pairs(sets) do apply('HSET', KEYS[7 + index], args) end
-for index, args in pairs(dels) do apply('HDEL', KEYS[7 + index], args) end
+for index, args in pairs(sets) do apply('HSET', KEYS[8 + index], args) end
+for index, args in pairs(dels) do apply('HDEL', KEYS[8 + index], args) end
+-- the marker promises scans that this generation has a cache to read (see keys.py)
+if next(sets) ~= nil then redis.call('SET', KEYS[8], '1') end
 if outcome.error and outcome.error ~= '' then redis.call('HSET', KEYS[1], 'error', outcome.error) end
 if outcome.finalize then
   local err = redis.call('HGET', KEYS[1], 'error')
