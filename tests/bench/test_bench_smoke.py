@@ -38,8 +38,8 @@ def test_harness_runs_verifies_and_writes_results(tmp_path: Path) -> None:
         pytest.skip("redis-server is not installed")
     ours_only = os.environ.get("IRODS_INGEST_BENCH_OURS_ONLY") == "1"
     out = tmp_path / "results"
-    command = [sys.executable, str(HARNESS), "--files", "60", "--workers", "2", "--cases", "register_new",
-               "--out", str(out)]
+    command = [sys.executable, str(HARNESS), "--files", "60", "--workers", "2", "--cases", "register_new", "scan_noop",
+               "--scan-repeats", "2", "--out", str(out)]
     if ours_only:
         command.append("--ours-only")
     completed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=280)
@@ -49,7 +49,7 @@ def test_harness_runs_verifies_and_writes_results(tmp_path: Path) -> None:
     assert len(results) == 1
     data = json.loads(results[0].read_text())
     assert data["meta"]["files"] == 60
-    [entry] = data["cases"]
+    entry, scan = data["cases"]
     assert entry["case"] == "register_new"
     systems = ["ours"] if ours_only else ["incumbent", "ours"]
     for system in systems:
@@ -64,8 +64,15 @@ def test_harness_runs_verifies_and_writes_results(tmp_path: Path) -> None:
         assert entry["catalogs_identical"] is True
         assert entry["speedup"] == pytest.approx(
             entry["ours"]["files_per_second"] / entry["incumbent"]["files_per_second"], rel=0.02)
+    # scan_noop: ours only, sampled twice (each after its own find timing), discovery timed
+    assert scan["case"] == "scan_noop" and "incumbent" not in scan
+    assert [set(sample) for sample in scan["scan_samples"]] == [{"scan_seconds", "find_seconds", "find_stat_seconds"}] * 2
+    assert scan["ours"]["engine_counters"]["files_discovered"] == 60
+    assert scan["ours"]["redis_commands_in_lua"] is None  # no MONITOR in this case
+    assert scan["scan_fraction_of_find"] > 0 and scan["scan_fraction_of_find_median"] > 0
+    assert scan["scan_enqueue_files_per_second"] == pytest.approx(60 / min(s["scan_seconds"] for s in scan["scan_samples"]), rel=0.01)
     table = (out / "latest.md").read_text()
-    assert "| register_new | files/s |" in table
+    assert "| register_new | files/s |" in table and "| scan_noop | scan+enqueue files/s vs find -type f |" in table
     # The harness leaves no scratch behind.
     assert not any((REPO / "bench" / ".scratch").glob(f"{data['meta']['stamp']}-*"))
 

@@ -183,3 +183,22 @@ def test_the_cache_marker_says_whether_a_generation_has_any_cache(store: JobStor
     assert store.has_cache("g1") and store.cached_entries_of("g1", ["d", "e"]) == [{"f": "1:1"}, {}]
     assert store.drop_other_cache_generations("g2") == 1
     assert not store.has_cache("g1") and store.cached_entries("g1", "d") == {}
+
+
+def test_a_settings_change_drops_the_old_cache_and_nothing_else_does(store: JobStore) -> None:
+    """The pass that drops other generations SCANs the keyspace: it runs when a start changes
+    what "synced" means, not at every start."""
+    from irods_ingest.config import cache_generation
+
+    config = _config()
+    old = cache_generation(config)
+    store.start_run(config)
+    assert not store.has_cache(old)  # a new job: first-sync scans read no cache
+    store.client.hset(store.keys.cache(old, "d"), "f", "1:1")  # as an earlier version wrote it: no marker
+    store.client.config_resetstat()
+    store.start_run(config, force=True)  # same settings: the cache stays (and is announced), no SCAN at all
+    assert store.cached_entries(old, "d") == {"f": "1:1"} and store.has_cache(old)
+    assert "cmdstat_scan" not in store.client.info("commandstats")
+    changed = config.with_changes(target_collection="/tempZone/home/rods/elsewhere")
+    store.start_run(changed, force=True)
+    assert store.cached_entries(old, "d") == {} and not store.has_cache(old)

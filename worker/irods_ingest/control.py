@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from irods_ingest.config import JobConfig, cache_generation, check
+from irods_ingest.config import JobConfig, check
 from irods_ingest.errors import ConfigError, ConfigProblem, HandlerError, PermanentError
 from irods_ingest.handlers import compile_handler, to_delete_mode
 from irods_ingest.store.connection import RedisClient
@@ -49,10 +49,7 @@ def prepare(config: JobConfig, handler_source: str | None, store: JobStore) -> J
 def start_job(client: RedisClient, config: JobConfig, handler_source: str | None = None, *, force: bool = False) -> StartResult:
     store = JobStore(client, config.job_name)
     final = prepare(config, handler_source, store)
-    started, run_id = store.start_run(final, force=force)
-    if started:
-        # Settings that change what "synced" means make the old change cache meaningless.
-        store.drop_other_cache_generations(cache_generation(final))
+    started, run_id = store.start_run(final, force=force)  # drops a stale change cache too
     return StartResult(started, run_id)
 
 

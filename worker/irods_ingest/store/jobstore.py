@@ -17,7 +17,7 @@ from typing import Any
 
 import redis
 
-from irods_ingest.config import JobConfig
+from irods_ingest.config import JobConfig, cache_generation
 from irods_ingest.errors import PermanentError
 from irods_ingest.store import lua
 from irods_ingest.store.connection import translated_errors
@@ -211,6 +211,14 @@ class JobStore:
         for a caller that retries.
         """
         run_id = run_id or new_run_id()
+        previous_generation = self._stored_cache_generation()
+        generation = cache_generation(config)
+        if previous_generation == generation:
+            # Same settings as the last run: its caches may exist (written by a version before
+            # the marker, too). The marker is only a hint that caches may exist, so saying so
+            # before any scan asks is always safe; only its absence promises anything.
+            with translated_errors():
+                self.client.set(self.keys.cache_marker(generation), "1")
         tasks = initial_tasks(run_id) if initial_tasks else [Task(kind=TaskKind.SCAN, run=run_id, directory="")]
         if not tasks:
             raise ValueError("a run needs at least one task")
@@ -236,7 +244,23 @@ class JobStore:
                     "retry" if initial_tasks else "full",
                 ],
             )
-        return _str(status) == "started", _str(rid)
+        started = _str(status) == "started"
+        if started and previous_generation not in ("", generation):
+            # Settings that change what "synced" means make the old change cache meaningless.
+            # Only then: the pass SCANs the keyspace, which a shared Redis makes large.
+            self.drop_other_cache_generations(generation)
+        return started, _str(rid)
+
+    def _stored_cache_generation(self) -> str | None:
+        """The cache generation of the stored config: "" for a new job, None if unreadable."""
+        with translated_errors():
+            raw = self.client.hget(self.keys.job_hash, "config")
+        if not raw:
+            return ""
+        try:
+            return cache_generation(JobConfig.from_dict(json.loads(raw)))
+        except (ValueError, TypeError, KeyError, PermanentError):  # ConfigError: written by another version
+            return None
 
     def stop_run(self, reason: str = "stopped by request") -> bool:
         with translated_errors():
@@ -428,12 +452,20 @@ class JobStore:
         return {name: _str(value) for name, value in zip(names, raw, strict=True) if value is not None}
 
     def drop_other_cache_generations(self, keep: str) -> int:
-        """Delete change-cache keys of every generation but ``keep`` (after a settings change)."""
+        """Delete change-cache keys (and markers) of every generation but ``keep`` (after a
+        settings change). Returns the number of cache keys deleted."""
         keep_prefix = f"{self.keys.cache_prefix}{keep}:".encode()
+        keep_marker = self.keys.cache_marker(keep).encode()
+        marker_prefix = self.keys.cache_marker_prefix.encode()
         deleted = 0
         with translated_errors():
             batch: list[bytes] = []
-            for key in self.client.scan_iter(match=f"{self.keys.cache_prefix}*", count=1000):
+            # One pass over "cache:*" and "cached:*" (COUNT 1000: a shared Redis may hold millions of keys)
+            for key in self.client.scan_iter(match=f"{self.keys.cache_prefix[:-1]}*", count=1000):
+                if key.startswith(marker_prefix):
+                    if key != keep_marker:
+                        self.client.unlink(key)
+                    continue
                 if not key.startswith(keep_prefix):
                     batch.append(key)
                 if len(batch) >= 500:
@@ -441,10 +473,6 @@ class JobStore:
                     batch = []
             if batch:
                 deleted += int(self.client.unlink(*batch))
-            keep_marker = self.keys.cache_marker(keep).encode()
-            markers = [k for k in self.client.scan_iter(match=f"{self.keys.cache_marker_prefix}*") if k != keep_marker]
-            if markers:
-                self.client.unlink(*markers)
         return deleted
 
     def cache_fields(self, generation: str, directory: str, batch: int = 1000) -> Iterator[list[str]]:

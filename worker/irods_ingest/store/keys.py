@@ -35,10 +35,11 @@ Per job ``J`` (hash tag ``{J}``)
                                          a digest of the settings that decide what "synced" means
                                          (source, target, operation, resource, handler...): a job whose
                                          settings change starts a new generation and the old one is dropped
-  ii:{J}:cached:{G}               STRING "1": some directory has a change cache in generation G. Set by
-                                         the ack that writes G's first cache entries, in the same script,
-                                         so its absence proves there is nothing to compare: first-sync
-                                         scans then read no cache at all (dropped with its generation)
+  ii:{J}:cached:{G}               STRING "1": a directory may have a change cache in generation G. Set by
+                                         the ack that writes G's first cache entries (in the same script)
+                                         and by a start with the last run's settings, so its absence
+                                         proves there is nothing to compare: first-sync scans then read
+                                         no cache at all. Dropped with its generation
   ii:{J}:stop                     STRING set while a stop is in progress (TTL)
   ii:{J}:seen:{R}:{D}             SET    S3 sources: names the listing pages of run R saw so far in the
                                          multi-page prefix with digest D (object names, iRODS names and
