@@ -158,8 +158,17 @@ def test_rbac_refuses_unprivileged_user_until_granted(
             ],
         ),
     )
-    # The grant covers configmaps only; the RBAC authorizer sees new bindings at once.
-    assert as_user.list_namespaced_config_map(kube_namespace).items is not None
+    # The grant covers configmaps only. The RBAC authorizer reads bindings from its informer
+    # cache, so a new binding takes effect shortly after it is created, not at once.
+    def granted() -> bool:
+        try:
+            return as_user.list_namespaced_config_map(kube_namespace).items is not None
+        except k8s.ApiException as exc:
+            if exc.status != 403:
+                raise
+            return False
+
+    wait_until(granted, timeout=30, what="the configmaps grant to take effect")
     with pytest.raises(k8s.ApiException) as still_refused:
         as_user.list_namespaced_secret(kube_namespace)
     assert _status(still_refused) == 403
