@@ -12,6 +12,7 @@ import pytest
 from irods_ingest.config import FileType, JobConfig, Operation, SymlinkPolicy
 from irods_ingest.scan import scan_directory
 from irods_ingest.tasks import FileEntry
+from testsupport.unprivileged import as_unprivileged, world_dir
 
 
 def _config(root: Path, **changes: object) -> JobConfig:
@@ -140,16 +141,14 @@ def test_first_sync_lists_regular_files_by_name_without_stat(tmp_path: Path) -> 
     assert ignoring.listed == 2 and sorted(json.loads(ignoring.listed_batches[0])) == ["a.dat", "b.tmp"]
 
 
-def test_first_sync_upload_skips_unreadable_files_by_name(tmp_path: Path) -> None:
-    (tmp_path / "ok").write_bytes(b"x")
-    locked = tmp_path / "locked"
-    locked.write_bytes(b"x")
-    locked.chmod(0o000)
-    try:
-        put = scan_directory(str(tmp_path), "", _config(tmp_path, operation=Operation.PUT), {}, stat_files=False)
-        if os.geteuid() != 0:  # root reads 0000 files too
-            assert put.listed_batches == ['["ok"]'] and [(s.name, s.failed) for s in put.skipped] == [("locked", True)]
-        else:
-            assert put.listed == 2
-    finally:
-        locked.chmod(0o600)
+def test_first_sync_upload_skips_unreadable_files_by_name() -> None:
+    with world_dir() as root:
+        (root / "ok").write_bytes(b"x")
+        (root / "locked").write_bytes(b"x")
+        (root / "locked").chmod(0o000)
+        put = as_unprivileged(lambda: scan_directory(str(root), "", _config(root, operation=Operation.PUT), {}, stat_files=False))
+        assert put.listed_batches == ['["ok"]']
+        assert [(s.name, s.failed, "permission denied" in s.reason) for s in put.skipped] == [("locked", True, True)]
+        # the stat'ing path (a directory with a cache, or the plan command) reports it alike
+        stated = as_unprivileged(lambda: scan_directory(str(root), "", _config(root, operation=Operation.PUT), {}))
+        assert _names(stated.to_sync) == {"ok"} and [(s.name, s.failed) for s in stated.skipped] == [("locked", True)]

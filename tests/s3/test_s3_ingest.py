@@ -16,7 +16,7 @@ from irods_ingest.s3_io import CHUNK_BYTES, TransferSettings
 from irods_ingest.s3_io.bucket import RESUMES_PER_READ
 from irods_ingest.testing.irods_server import IrodsTestServer
 from testsupport.s3_fixtures import MotoServer, S3Endpoint
-from testsupport.s3_ingest import S3Ingest, irods_sha256
+from testsupport.s3_ingest import S3Ingest, irods_sha256, overwriting_handler
 from testsupport.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.redis, pytest.mark.irods]
@@ -157,17 +157,7 @@ def test_object_rewritten_between_listing_and_sync_fails_verification(s3_ingest:
     s3_ingest.put("fine.txt", b"left alone")
     # A handler hook runs after the listing and just before the copy: it rewrites the object
     # in the bucket (same size, other bytes), as a concurrent writer would.
-    handler = (
-        "import boto3\n"
-        "from irods_capability_automated_ingest.core import Core\n"
-        "class event_handler(Core):\n"
-        "    @staticmethod\n"
-        "    def pre_data_obj_create(hdlr_mod, logger, session, meta, **options):\n"
-        "        if meta['target'].endswith('/victim.txt'):\n"
-        f"            client = boto3.client('s3', endpoint_url={s3_server.url!r}, region_name='us-east-1',\n"
-        f"                                  aws_access_key_id={s3_server.access_key!r}, aws_secret_access_key={s3_server.secret_key!r})\n"
-        f"            client.put_object(Bucket={s3_ingest.bucket!r}, Key='data/victim.txt', Body=b'CHANGED bytes!')\n"
-    )
+    handler = overwriting_handler(s3_ingest, s3_server, "victim.txt", "b'CHANGED bytes!'")
     status = s3_ingest.run(handler=handler, operation=Operation.PUT, verify_checksum=True)
     assert status.state == "failed"
     assert_counts(status, files_failed=1, files_synced=1)

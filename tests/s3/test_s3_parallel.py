@@ -13,7 +13,7 @@ from irods_ingest.config import Operation
 from irods_ingest.s3_io.bucket import RESUMES_PER_READ
 from irods_ingest.testing.irods_server import IrodsTestServer
 from testsupport.s3_fixtures import S3Endpoint
-from testsupport.s3_ingest import S3Ingest, irods_sha256, tune_transfers
+from testsupport.s3_ingest import S3Ingest, irods_sha256, overwriting_handler, tune_transfers
 from testsupport.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.redis, pytest.mark.irods]
@@ -131,16 +131,7 @@ def test_object_rewritten_after_listing_fails_clearly_and_leaves_no_copy(
     s3_ingest.put("victim.bin", data(4 * MIB, 50))
     # The hook runs after the listing, just before the copy: a concurrent writer replaces the
     # object. Every part is pinned to the listed ETag, so no mix of versions can be written.
-    handler = (
-        "import boto3\n"
-        "from irods_capability_automated_ingest.core import Core\n"
-        "class event_handler(Core):\n"
-        "    @staticmethod\n"
-        "    def pre_data_obj_create(hdlr_mod, logger, session, meta, **options):\n"
-        f"        client = boto3.client('s3', endpoint_url={s3_server.url!r}, region_name='us-east-1',\n"
-        f"                              aws_access_key_id={s3_server.access_key!r}, aws_secret_access_key={s3_server.secret_key!r})\n"
-        f"        client.put_object(Bucket={s3_ingest.bucket!r}, Key='data/victim.bin', Body=b'x' * {4 * MIB})\n"
-    )
+    handler = overwriting_handler(s3_ingest, s3_server, "victim.bin", f"b'x' * {4 * MIB}")
     status = s3_ingest.run(handler=handler, operation=Operation.PUT)  # even without verifyChecksum
     assert status.state == "failed"
     [failure] = s3_ingest.ingest.failures()

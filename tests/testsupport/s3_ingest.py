@@ -73,3 +73,20 @@ def irods_sha256(s3: S3Ingest, relative: str) -> tuple[int, str]:
             digest.update(chunk)
             size += len(chunk)
     return size, digest.hexdigest()
+
+
+def overwriting_handler(s3: S3Ingest, server: S3Endpoint, key: str, body_source: str) -> str:
+    """Handler source whose ``pre_data_obj_create`` rewrites ``data/<key>`` in the bucket with
+    the bytes ``body_source`` evaluates to (Python source, e.g. ``"b'x' * 1024"``) just before
+    that object is copied -- after the listing, as a concurrent writer would."""
+    return (
+        "import boto3\n"
+        "from irods_capability_automated_ingest.core import Core\n"
+        "class event_handler(Core):\n"
+        "    @staticmethod\n"
+        "    def pre_data_obj_create(hdlr_mod, logger, session, meta, **options):\n"
+        f"        if meta['target'].endswith({'/' + key!r}):\n"
+        f"            client = boto3.client('s3', endpoint_url={server.url!r}, region_name='us-east-1',\n"
+        f"                                  aws_access_key_id={server.access_key!r}, aws_secret_access_key={server.secret_key!r})\n"
+        f"            client.put_object(Bucket={s3.bucket!r}, Key={'data/' + key!r}, Body={body_source})\n"
+    )
