@@ -164,12 +164,16 @@ def test_delete_modes_remove_what_left_the_source(ingest: Ingest, operation: Ope
     (ingest.source / "gone").rmdir()
     status = ingest.run(operation=operation, delete_mode=mode)
     assert status.state == "done", ingest.failures()
-    assert status.counters["files_deleted"] == 1
+    # f2.txt and gone/dir/x.txt, each deleted per the mode; then gone/dir and gone, emptied
+    assert status.counters["files_deleted"] == 2
+    assert status.counters["collections_deleted"] == 2
     assert "f2.txt" not in ingest.objects()
     assert not ingest.session.collections.exists(ingest.logical("gone"))
     # iRODS moves an unlinked object to the same path under /<zone>/trash
     trashed = ingest.logical("f2.txt").replace(f"/{ingest.env.zone}/home/", f"/{ingest.env.zone}/trash/home/", 1)
     assert ingest.session.data_objects.exists(trashed) == (mode is DeleteMode.TRASH)
+    trashed_too = ingest.logical("gone/dir/x.txt").replace(f"/{ingest.env.zone}/home/", f"/{ingest.env.zone}/trash/home/", 1)
+    assert ingest.session.data_objects.exists(trashed_too) == (mode is DeleteMode.TRASH)
     if mode is DeleteMode.UNREGISTER:
         assert not removed.exists()  # (it was removed from the source by the test itself)
 

@@ -70,6 +70,51 @@ def test_remove_not_empty_recursive_trash_and_unregister(admin: Any, coll: str, 
             assert fh.read() == b"kept"
 
 
+def test_removing_an_empty_collection_without_recursion_bypasses_the_trash(admin: Any, coll: str, irods_env: Any) -> None:
+    """rsRmColl without RECURSIVE_OPR__KW calls _rsRmColl -> svrUnregColl: the empty
+    collection's catalog entry goes, trash or no trash; only a recursive removal moves a
+    collection into the trash (rsMvCollToTrash)."""
+    from irods.exception import CAT_COLLECTION_NOT_EMPTY
+
+    rel = coll[len(f"/{irods_env.zone}/home/{irods_env.user}/") :]
+    trash = f"/{irods_env.zone}/trash/home/{irods_env.user}/{rel}"
+    admin.collections.create(f"{coll}/empty")
+    admin.collections.create(f"{coll}/unreg")
+    admin.collections.create(f"{coll}/kept/inner")
+    admin.collections.remove(f"{coll}/empty", recurse=False, force=False)
+    admin.collections.unregister(f"{coll}/unreg", recurse=False)
+    with pytest.raises(CAT_COLLECTION_NOT_EMPTY):
+        admin.collections.remove(f"{coll}/kept", recurse=False, force=False)
+    assert not admin.collections.exists(f"{coll}/empty") and not admin.collections.exists(f"{coll}/unreg")
+    assert admin.collections.exists(f"{coll}/kept/inner")
+    assert not admin.collections.exists(f"{trash}/empty") and not admin.collections.exists(f"{trash}/unreg")
+    admin.collections.remove(f"{coll}/kept")  # recursive: into the trash, as before
+    assert admin.collections.exists(f"{trash}/kept/inner")
+    admin.collections.remove(trash, recurse=True, force=True)
+
+
+def test_trash_paths_follow_rs_mk_trash_path(admin: Any, coll: str, irods_env: Any) -> None:
+    """``/zone/trash/home/<client user>/`` + the path below the zone, without ``home/`` and
+    without the client's own ``<user>/`` after it (another user's home keeps its name)."""
+    zone, user = irods_env.zone, irods_env.user
+    public = f"/{zone}/home/public/trash_path_{coll.rsplit('/', 1)[1]}"
+    admin.collections.create(public)
+    try:
+        for logical in (f"{coll}/own.txt", f"{public}/other.txt"):
+            with admin.data_objects.open(logical, "w") as f:
+                f.write(b"t")
+            admin.data_objects.unlink(logical)
+        own = f"/{zone}/trash/home/{user}/{coll[len(f'/{zone}/home/{user}/') :]}/own.txt"
+        other = f"/{zone}/trash/home/{user}/{public[len(f'/{zone}/home/') :]}/other.txt"
+        assert admin.data_objects.exists(own) and admin.data_objects.exists(other)
+    finally:
+        admin.collections.remove(public, recurse=True, force=True)
+        for trashed in (f"/{zone}/trash/home/{user}/{coll[len(f'/{zone}/home/{user}/') :]}",
+                        f"/{zone}/trash/home/{user}/public"):
+            if admin.collections.exists(trashed):
+                admin.collections.remove(trashed, recurse=True, force=True)
+
+
 def test_avus_on_objects_and_collections(admin: Any, coll: str) -> None:
     from irods.exception import CAT_SUCCESS_BUT_WITH_NO_INFO, CATALOG_ALREADY_HAS_ITEM_BY_THAT_NAME
     from irods.meta import iRODSMeta

@@ -60,15 +60,19 @@ def test_objects_removed_from_the_bucket_leave_irods_per_delete_mode(
     second = s3_ingest.run(operation=operation, delete_mode=mode)
     assert second.state == "done", s3_ingest.ingest.failures()
     assert set(s3_ingest.ingest.objects()) == {"keep.txt", "sub/a.txt"}
-    assert second.counters["files_deleted"] == 2  # the two objects; "vanished/" goes as a collection
+    # the four objects, those of "vanished/" too (each per the delete mode); then the two
+    # emptied collections "vanished/deeper" and "vanished"
+    assert second.counters["files_deleted"] == 4
+    assert second.counters["collections_deleted"] == 2
     session = s3_ingest.ingest.session
     assert not session.collections.exists(s3_ingest.ingest.logical("vanished"))
     assert s3_ingest.ingest.objects()["keep.txt"].size == 4
     trashed = trash_of(s3_ingest)
+    removed = {"gone.txt", "sub/gone-too.txt", "vanished/x.txt", "vanished/deeper/y.txt"}
     if mode is DeleteMode.TRASH:
-        assert {"gone.txt", "sub/gone-too.txt"} <= trashed
+        assert removed <= trashed
     else:
-        assert not trashed & {"gone.txt", "sub/gone-too.txt"}
+        assert not trashed & removed
     if mode is DeleteMode.UNREGISTER:  # registered from the bucket: the bucket is never touched by iRODS
         assert s3_ingest.client.head_object(Bucket=s3_ingest.bucket, Key="data/keep.txt")["ContentLength"] == 4
 

@@ -21,7 +21,8 @@ def assert_accounted(status: RunStatus, failures: list[dict[str, Any]], *, on_di
     skipped, excluded or failed at the scan (unreadable, with a record), never discovered.
     """
     c = status.counters
-    failed_in_sync = sum(1 for f in failures if f.get("kind") == "files")
+    # A rejected (forged or malformed) task was never discovered: it holds no file of the source.
+    failed_in_sync = sum(1 for f in failures if f.get("kind") == "files" and f.get("outcome") != "rejected")
     failed_at_scan = sum(1 for f in failures if f.get("kind") == "scan" and f.get("outcome") == "failed")
     skipped = sum(1 for f in failures if f.get("outcome") == "skipped")
     assert c["files_discovered"] == c["files_synced"] + c["files_unchanged"] + failed_in_sync, (c, failures)

@@ -15,10 +15,18 @@ import sys
 import time
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from irods_ingest import __version__
-from irods_ingest.config import DeleteMode, FileType, JobConfig, Operation, SymlinkPolicy
+from irods_ingest.config import (
+    DEFAULT_MAX_FAILURE_RECORDS,
+    DeleteMode,
+    FileType,
+    JobConfig,
+    Operation,
+    SymlinkPolicy,
+)
 from irods_ingest.errors import ConfigError, ConfigProblem, IngestError
 from irods_ingest.store.jobstore import RunStatus
 
@@ -34,7 +42,11 @@ def _opt(parser: argparse.ArgumentParser, name: str, **kwargs: Any) -> None:
 
 
 def _add_redis(parser: argparse.ArgumentParser) -> None:
-    _opt(parser, "--redis-url", default=None, help="Redis URL (redis://[:password@]host:port/db or rediss://); default $IRODS_INGEST_REDIS_URL or redis://127.0.0.1:6379/0")
+    _opt(parser, "--redis-url", default=None, help="Redis URL (redis://[user:password@]host:port/db or rediss://); default "
+         "$IRODS_INGEST_REDIS_URL or redis://127.0.0.1:6379/0. A password given here is visible to every user of "
+         "this machine (ps): give it in $IRODS_INGEST_REDIS_URL or --redis-url-file instead")
+    _opt(parser, "--redis-url-file", default=None, metavar="PATH",
+         help="read the Redis URL from this file (its first line), e.g. a mounted Secret")
     _opt(parser, "--log-level", default=os.environ.get("IRODS_INGEST_LOG_LEVEL", "WARNING"), help="DEBUG, INFO, WARNING or ERROR")
 
 
@@ -50,6 +62,8 @@ def _add_job_options(parser: argparse.ArgumentParser) -> None:
     _opt(parser, "--max-retries", type=int, default=3, help="retries of a transient failure")
     _opt(parser, "--retry-backoff", type=float, default=5.0, help="first retry delay in seconds (doubles, capped)")
     _opt(parser, "--task-timeout", type=int, default=3600, help="seconds a task may take")
+    _opt(parser, "--max-failure-records", type=int, default=DEFAULT_MAX_FAILURE_RECORDS,
+         help="failure records a run keeps in Redis (its first ones; the rest are counted)")
     _opt(parser, "--initial-ingest", action="store_true", help="skip existence checks (nothing is in iRODS yet)")
     _opt(parser, "--ignore-cache", action="store_true", help="sync every file, as if never synced")
     _opt(parser, "--symlinks", default=SymlinkPolicy.REGISTER.value, choices=[s.value for s in SymlinkPolicy])
@@ -171,6 +185,7 @@ def config_from_args(args: argparse.Namespace) -> JobConfig:
             "max_retries": args.max_retries,
             "retry_backoff_seconds": args.retry_backoff,
             "task_timeout_seconds": args.task_timeout,
+            "max_failure_records": args.max_failure_records,
             "initial_ingest": args.initial_ingest,
             "ignore_cache": args.ignore_cache,
             "symlinks": args.symlinks,
@@ -237,11 +252,33 @@ def summary(status: RunStatus) -> str:
         f"job {status.job} run {status.run_id}: {status.state}{took} — discovered {c['files_discovered']}, "
         f"synced {c['files_synced']} ({human_bytes(c['bytes_synced'])}), unchanged {c['files_unchanged']}, "
         f"skipped {c['files_skipped']}, excluded {c['files_excluded']}, failed {c['files_failed']}, deleted {c['files_deleted']}"
+        + (f" (and {c['collections_deleted']} collections)" if c.get("collections_deleted") else "")
+        + (f"; {c['failures_dropped']} failures not recorded (max_failure_records)" if c.get("failures_dropped") else "")
         + (f"; error: {status.error}" if status.error else "")
     )
 
 
 # ---------------------------------------------------------------------------- commands
+def resolve_redis_url(args: argparse.Namespace) -> None:
+    """--redis-url-file into args.redis_url; a warning for a password on the command line."""
+    from urllib.parse import urlsplit
+
+    path = getattr(args, "redis_url_file", None)
+    if path:
+        if getattr(args, "redis_url", None):
+            raise UsageError("give --redis-url or --redis-url-file, not both")
+        try:
+            lines = Path(path).read_text().splitlines()
+        except OSError as exc:
+            raise UsageError(f"--redis-url-file {path}: {exc.strerror}") from exc
+        if not lines or not lines[0].strip():
+            raise UsageError(f"--redis-url-file {path} is empty (put the URL on its first line)")
+        args.redis_url = lines[0].strip()
+    elif getattr(args, "redis_url", None) and urlsplit(args.redis_url).password:
+        print("irods-ingest: warning: --redis-url carries a password, which every user of this machine can read in "
+              "the process list; use $IRODS_INGEST_REDIS_URL or --redis-url-file", file=sys.stderr)
+
+
 def _client(args: argparse.Namespace) -> Any:
     from irods_ingest.store.connection import connect
 
@@ -427,7 +464,9 @@ def cmd_retry(args: argparse.Namespace) -> int:
     if not result.started:
         print(f"job {args.job_name}: nothing to retry (its last run has no failed files)", file=sys.stderr)
         return EXIT_OK
-    print(json.dumps({"job": args.job_name, "run": result.run_id, "retry": True}))
+    if result.full_run:
+        print(f"job {args.job_name}: {result.note}", file=sys.stderr)
+    print(json.dumps({"job": args.job_name, "run": result.run_id, "retry": True, "full_run": result.full_run}))
     if not args.workers:
         return EXIT_OK
     workers = spawn_workers(args.job_name, args.workers, args.redis_url, args.log_level)
@@ -496,6 +535,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logs.configure(getattr(args, "log_level", "WARNING") or "WARNING")
     try:
+        resolve_redis_url(args)
         return COMMANDS[args.command](args)
     except UsageError as exc:
         print(f"irods-ingest {args.command}: {exc}", file=sys.stderr)

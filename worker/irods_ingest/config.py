@@ -79,6 +79,11 @@ def delete_mode_compatible(operation: Operation, delete_mode: DeleteMode) -> boo
     return delete_mode in COMPATIBLE_DELETE_MODES[operation]
 
 
+# Failure records a run keeps in Redis (JobConfig.max_failure_records): the default, and the bounds.
+DEFAULT_MAX_FAILURE_RECORDS = 1000
+MIN_FAILURE_RECORDS = 1
+MAX_FAILURE_RECORDS = 100_000
+
 JOB_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,252}$")
 # S3 bucket naming rules (general purpose buckets): 3-63 of lowercase letters, digits, '.'
 # and '-', starting and ending with a letter or digit, no '..', not an IPv4 address.
@@ -155,6 +160,9 @@ class JobConfig:
     max_retries: int = 3
     retry_backoff_seconds: float = 5.0
     task_timeout_seconds: int = 3600
+    # Failure records kept per run (the first ones; the rest are only counted, as
+    # failures_dropped): each may carry a 4 KB traceback, and Redis holds them in memory.
+    max_failure_records: int = DEFAULT_MAX_FAILURE_RECORDS
     initial_ingest: bool = False
     ignore_cache: bool = False
     symlinks: SymlinkPolicy = SymlinkPolicy.REGISTER
@@ -348,6 +356,14 @@ def _number_problems(config: JobConfig) -> list[ConfigProblem]:
         problems.append(ConfigProblem("retry_backoff_seconds", "must not be negative", "use 0 or more"))
     if config.task_timeout_seconds < 1:
         problems.append(ConfigProblem("task_timeout_seconds", "must be at least 1", "use a positive number"))
+    if not MIN_FAILURE_RECORDS <= config.max_failure_records <= MAX_FAILURE_RECORDS:
+        problems.append(
+            ConfigProblem(
+                "max_failure_records",
+                f"{config.max_failure_records} is out of range",
+                f"use {MIN_FAILURE_RECORDS}..{MAX_FAILURE_RECORDS} (default {DEFAULT_MAX_FAILURE_RECORDS})",
+            )
+        )
     return problems
 
 

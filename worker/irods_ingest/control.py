@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 import time
@@ -11,38 +12,48 @@ from typing import Any
 
 from irods_ingest.config import JobConfig, check
 from irods_ingest.errors import ConfigError, ConfigProblem, HandlerError, PermanentError
-from irods_ingest.handlers import compile_handler, to_delete_mode
+from irods_ingest.handlers import check_handler_syntax, compile_handler, job_policy
 from irods_ingest.store.connection import RedisClient
 from irods_ingest.store.jobstore import JobStore, RunStatus, handler_digest, list_jobs
 from irods_ingest.tasks import FileEntry, Task, TaskKind
+
+log = logging.getLogger("irods_ingest.control")
 
 
 @dataclass(frozen=True)
 class StartResult:
     started: bool
     run_id: str
+    full_run: bool = False  # a retry that had to start a full run (see retry_failed)
+    note: str = ""  # why, for the user
 
 
-def prepare(config: JobConfig, handler_source: str | None, store: JobStore) -> JobConfig:
-    """Validate everything before anything runs; store the handler; return the final config."""
+def prepare(
+    config: JobConfig,
+    handler_source: str | None,
+    store: JobStore,
+    *,
+    run_handler: bool = True,
+    handler_origin: str = "event handler",
+) -> JobConfig:
+    """Validate everything before anything runs; store the handler; return the final config.
+
+    ``run_handler`` loads the handler and applies its job-wide answers (operation(),
+    delete_mode(), character_map()) here, so that a mistake fails ``start`` at once: right
+    for the CLI, whose user owns the handler. The operator passes False and never runs
+    tenant code: it checks the module's syntax only, and the workers apply the handler's
+    answers (a failure there fails the run, visibly).
+    """
     if handler_source is not None:
         digest = handler_digest(handler_source.encode())
         try:
-            handler = compile_handler(handler_source, digest)
-            charmap = handler.character_map()
-            if charmap is not None:
-                for key, value in charmap.items():
-                    if (isinstance(key, str) and len(key) > 1) or (isinstance(value, str) and len(value) > 1):
-                        raise HandlerError("character_map() must map single characters to single characters")
-            operation = handler.operation(None, {"job_name": config.job_name}, config.operation)
-            delete_mode = (
-                to_delete_mode(handler.cls.delete_mode({"job_name": config.job_name}), "delete_mode()")  # type: ignore[union-attr]
-                if handler.has("delete_mode")
-                else config.delete_mode
-            )
+            if run_handler:
+                config = job_policy(config, compile_handler(handler_source, digest))
+            else:
+                check_handler_syntax(handler_source, handler_origin)
         except HandlerError as exc:
             raise ConfigError([ConfigProblem("event_handler", str(exc), "fix the handler module")]) from exc
-        config = config.with_changes(operation=operation, delete_mode=delete_mode, handler_hash=store.save_handler(handler_source))
+        config = config.with_changes(handler_hash=store.save_handler(handler_source))
     return check(config)
 
 
@@ -83,10 +94,11 @@ def retry_tasks(config: JobConfig, failures: list[dict[str, Any]], run_id: str) 
     delete_collections: list[str] = []
     for record in failures:
         kind, path, outcome = record.get("kind"), str(record.get("path") or ""), record.get("outcome")
-        if not path or outcome == "skipped":
+        if not path or outcome in ("skipped", "rejected"):  # rejected: a forged or malformed task, never redone
             continue
         if kind == "delete":
-            (delete_collections if record.get("collection") else deletes).append(path)
+            if path.startswith("/"):  # a logical path (a dead-lettered task names its source directory)
+                (delete_collections if record.get("collection") else deletes).append(path)
             continue
         relative = os.path.relpath(path, root) if path != root else ""
         if relative.startswith(".."):
@@ -113,15 +125,21 @@ def retry_tasks(config: JobConfig, failures: list[dict[str, Any]], run_id: str) 
         files += len(unique)
         for start in range(0, len(unique), config.files_per_task):
             tasks.append(Task(TaskKind.FILES, run_id, directory=directory, entries=tuple(unique[start : start + config.files_per_task])))
+    deletes = sorted(set(deletes))
     for start in range(0, len(deletes), config.files_per_task):
         tasks.append(Task(TaskKind.DELETE, run_id, paths=tuple(deletes[start : start + config.files_per_task])))
-    if delete_collections:
-        tasks.append(Task(TaskKind.DELETE, run_id, collections=tuple(sorted(set(delete_collections)))))
+    # A vanished collection is listed and deleted anew, a page at a time (a task of its own each).
+    tasks += [Task(TaskKind.DELETE, run_id, collections=(c,)) for c in sorted(set(delete_collections))]
     return tasks, files + len(deletes)
 
 
 def retry_failed(client: RedisClient, job: str, *, force: bool = False) -> StartResult:
-    """Start a run that redoes only the last run's failures (files, unlistable directories, deletes)."""
+    """Start a run that redoes only the last run's failures (files, unlistable directories, deletes).
+
+    If the last run recorded only some of its failures (more than max_failure_records), the
+    records cannot say what else failed: a full run starts instead (its change cache keeps
+    the files that did sync from being synced again), and the result says so.
+    """
     store = JobStore(client, job)
     config = store.load_config()
     if config is None:
@@ -129,6 +147,16 @@ def retry_failed(client: RedisClient, job: str, *, force: bool = False) -> Start
     status = store.status()
     if status.active and not force:
         raise PermanentError(f"job {job} has an active run {status.run_id}; retry after it ends (or stop it)")
+    dropped = status.counters.get("failures_dropped", 0)
+    if dropped:
+        note = (
+            f"the last run recorded only its first failures: {dropped} more were counted but not recorded "
+            f"(max_failure_records {config.max_failure_records}), so a retry of the recorded ones would miss "
+            "them; started a full run instead (the change cache keeps files already synced from being redone)"
+        )
+        log.warning("retry_full_run", extra={"job": job, "failures_dropped": dropped})
+        started, run_id = store.start_run(config, force=force)
+        return StartResult(started, run_id, full_run=True, note=note)
     failures = store.failures()
     planned, files = retry_tasks(config, failures, "probe")
     if not planned:

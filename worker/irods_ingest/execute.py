@@ -10,12 +10,15 @@ be redelivered).
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import os
 import posixpath
+import stat
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -26,9 +29,12 @@ from irods_ingest.config import (
     JobConfig,
     Operation,
     S3Source,
+    SymlinkPolicy,
     cache_generation,
     delete_mode_compatible,
+    normalize_collection,
 )
+from irods_ingest.confine import escape_reason, escaping_target, opened_inside, real_root
 from irods_ingest.deadline import Deadline, FileTimeout
 from irods_ingest.errors import (
     HandlerError,
@@ -39,8 +45,21 @@ from irods_ingest.errors import (
     StoreUnavailable,
 )
 from irods_ingest.handlers import Handler
-from irods_ingest.irods_io.bulk import ParallelWrite, child_names, supports_parallel_write
-from irods_ingest.irods_io.catalog import AlreadyExists, CollectionListing, IrodsCatalog, ObjectInfo, Replica
+from irods_ingest.irods_io.bulk import (
+    ParallelWrite,
+    child_names,
+    collection_page,
+    existing_objects,
+    supports_parallel_write,
+)
+from irods_ingest.irods_io.catalog import (
+    AlreadyExists,
+    CollectionListing,
+    IrodsCatalog,
+    Missing,
+    ObjectInfo,
+    Replica,
+)
 from irods_ingest.s3_io import S3Bucket, open_bucket
 from irods_ingest.s3_scan import ListingBook, classify_page, list_prefix
 from irods_ingest.s3_transfer import copy_parts, plan_parts
@@ -65,6 +84,11 @@ SCAN_BUDGET_DIRECTORIES = 256
 SCAN_BUDGET_ENTRIES = 20_000
 SCAN_BUDGET_SECONDS = 0.25
 SCAN_GROUP_DIRECTORIES = 32
+# Deleting a vanished collection: one task lists a page of it and fans out at most this many
+# tasks (object batches of files_per_task, then one per subcollection), plus the next page's;
+# a page names at most PURGE_PAGE_OBJECTS objects (unless files_per_task is larger).
+PURGE_FANOUT = 20
+PURGE_PAGE_OBJECTS = 10_000
 
 
 def _not_stopping() -> bool:
@@ -121,6 +145,9 @@ class RunContext:
     cached_many: Callable[[str, list[str]], list[dict[str, str]]] | None = None
     # generation -> whether any directory may have a cache in it (None: assume so)
     has_cache: Callable[[str], bool] | None = None
+    # The change-cache generation of the job's STORED config (the controller's view); ``config``
+    # above may carry the handler's job-wide answers, which must not start a new generation.
+    cache_generation: str | None = None
 
 
 class _CachePrefetch:
@@ -178,7 +205,7 @@ class TaskExecutor:
         self.handler = ctx.handler
         self.filters = Filters(ctx.config)
         self._charmap = ctx.handler.character_map() if ctx.handler.has("character_map") else None
-        self.cache_generation = cache_generation(ctx.config)
+        self.cache_generation = ctx.cache_generation or cache_generation(ctx.config)
         self._bucket: S3Bucket | None = None
         self._call_seconds: float | None = None  # the iRODS reply timeout for the file in hand
         # Asked once per directory scanned: decided once per task.
@@ -394,8 +421,9 @@ class TaskExecutor:
             outcome.failures.append(record)
         if result.stale_cache:
             outcome.cache_delete[directory] = result.stale_cache
-        if self.config.delete_mode is not DeleteMode.DO_NOT_DELETE:
-            self._plan_deletes(task, outcome, result.names_seen, self.logical_collection(directory))
+        collection = self.logical_collection(directory)
+        if self._plans_deletes(task, outcome, absolute, collection):
+            self._plan_deletes(task, outcome, result.names_seen, collection)
         return result.subdirectories, found + len(result.subdirectories) + result.excluded + len(result.skipped)
 
     def scan_s3(self, task: Task, source: S3Source) -> TaskOutcome:
@@ -493,7 +521,7 @@ class TaskExecutor:
                 stale += [f for f in fields if f not in kept]
             if stale:
                 outcome.cache_delete[task.directory] = stale
-        if self.config.delete_mode is not DeleteMode.DO_NOT_DELETE:
+        if self._plans_deletes(task, outcome, self.source_path(task.directory), collection):
             self._plan_s3_deletes(task, outcome, collection, present, nothing_listed=not names and not several_pages)
         if several_pages and book is not None:
             book.forget_seen(task.run, task.directory)
@@ -523,13 +551,7 @@ class TaskExecutor:
             )
             outcome.failures.append(self._failure(self.config.source_root, outcome.error, 1, task))
             return
-        size = self.config.files_per_task
-        for start in range(0, len(gone_objects), size):
-            paths = tuple(posixpath.join(collection, n) for n in gone_objects[start : start + size])
-            outcome.enqueue.append(Task(TaskKind.DELETE, task.run, directory=task.directory, paths=paths))
-        if gone_colls:
-            colls = tuple(posixpath.join(collection, n) for n in gone_colls)
-            outcome.enqueue.append(Task(TaskKind.DELETE, task.run, directory=task.directory, collections=colls))
+        self._enqueue_deletes(task, outcome, collection, gone_objects, gone_colls)
 
     def _pre_job(self, task: Task, outcome: TaskOutcome) -> bool:
         """Run the handler's pre_job (in the root scan task); False fails the run."""
@@ -593,23 +615,43 @@ class TaskExecutor:
         except _EngineFailure as wrapped:
             raise wrapped.error from None
 
-    def _plan_deletes(self, task: Task, outcome: TaskOutcome, names_seen: set[str], collection: str) -> None:
-        meta = self.meta(target=collection)
+    def _plans_deletes(self, task: Task, outcome: TaskOutcome, where: str, collection: str) -> bool:
+        """Whether what left the source below ``collection`` is to be deleted: its effective
+        delete mode (the handler's delete_mode() for it, else the job's) is not DoNotDelete.
+        A delete_mode() that raises deletes nothing and says so."""
+        if self.config.delete_mode is DeleteMode.DO_NOT_DELETE:
+            return False
         try:
-            listing = self.catalog(meta).listing(collection)
+            mode = self._delete_mode(self.meta(path=where, target=collection, entry_type="dir"))
+        except HandlerError as exc:
+            outcome.count("tasks_failed")
+            outcome.failures.append(self._failure(where, f"nothing deleted: {exc}", 1, task, exc.traceback_text))
+            return False
+        return mode is not DeleteMode.DO_NOT_DELETE
+
+    def _plan_deletes(self, task: Task, outcome: TaskOutcome, names_seen: set[str], collection: str) -> None:
+        try:
+            listing = self.catalog(self.meta(target=collection)).listing(collection)
         except IngestError as exc:
             outcome.failures.append(self._failure(collection, f"cannot list for deletion: {exc}", 1, task))
             return
         expected = {posixpath.basename(self.logical_path(task.directory, n)) for n in names_seen}
         gone_objects = sorted(n for n in listing.objects if n not in expected)
         gone_colls = sorted(n for n in listing.subcollections if n not in expected)
+        self._enqueue_deletes(task, outcome, collection, gone_objects, gone_colls)
+
+    def _enqueue_deletes(
+        self, task: Task, outcome: TaskOutcome, collection: str, gone_objects: list[str], gone_colls: list[str]
+    ) -> None:
+        """DELETE tasks for what left the source: objects in batches of files_per_task, and
+        each vanished collection in a task of its own (it is listed a page at a time)."""
         size = self.config.files_per_task
         for start in range(0, len(gone_objects), size):
             paths = tuple(posixpath.join(collection, n) for n in gone_objects[start : start + size])
             outcome.enqueue.append(Task(TaskKind.DELETE, task.run, directory=task.directory, paths=paths))
-        if gone_colls:
+        for name in gone_colls:
             outcome.enqueue.append(
-                Task(TaskKind.DELETE, task.run, directory=task.directory, collections=tuple(posixpath.join(collection, n) for n in gone_colls))
+                Task(TaskKind.DELETE, task.run, directory=task.directory, collections=(posixpath.join(collection, name),))
             )
 
     # ------------------------------------------------------------------ files
@@ -769,18 +811,50 @@ class TaskExecutor:
             key=self.config.s3.key(posixpath.join(directory, entry.name) if directory else entry.name) if self.config.s3 else "",
         )
 
+    @functools.cached_property
+    def real_source_root(self) -> str:
+        """The source directory as the kernel resolves it: links must resolve below it."""
+        return real_root(self.config.source_path)
+
     def _restat(self, source: str, scanned: FileEntry) -> FileEntry:
-        """The file as it is now: it may have changed, or gone, since the scan listed it."""
-        follow = scanned.kind != "link"
+        """The file as it is now: it may have changed, or gone, since the scan listed it.
+
+        Links are judged again (a data producer may have planted or re-pointed one since the
+        scan): a regular file that became a link fails unless links are followed (Follow),
+        and a link that now resolves outside the source root fails. One ``lstat`` as before;
+        ``realpath`` only for links.
+        """
+        kind = scanned.kind
         try:
-            st = os.stat(source, follow_symlinks=follow)
+            st = os.lstat(source)
+            if stat.S_ISLNK(st.st_mode):
+                if kind != "link" and self.config.symlinks is not SymlinkPolicy.FOLLOW:
+                    raise PermanentError(f"{source} was replaced by a symbolic link after the scan: not followed")
+                escaped = escaping_target(source, self.real_source_root)
+                if escaped is not None:
+                    raise PermanentError(f"{source}: {escape_reason(escaped)}")
+                if kind != "link":
+                    st = os.stat(source)  # Follow: the file the link points to
+            elif kind == "link" and stat.S_ISREG(st.st_mode):
+                kind = "regular"  # the link was replaced by a file: sync the file (no link_target AVU)
+            if kind == "regular" and not stat.S_ISREG(st.st_mode):
+                raise PermanentError(f"{source} is not a regular file any more (replaced after the scan): not synced")
         except FileNotFoundError as exc:
             raise SourceVanished(f"source file vanished before it was synced: {source}") from exc
         except OSError as exc:
             raise PermanentError(f"cannot stat {source}: {exc.strerror}") from exc
-        if (st.st_size, st.st_mtime_ns) == (scanned.size, scanned.mtime_ns):
+        if (st.st_size, st.st_mtime_ns, kind) == (scanned.size, scanned.mtime_ns, scanned.kind):
             return scanned
-        return FileEntry(scanned.name, st.st_size, st.st_mtime_ns, scanned.kind)
+        return FileEntry(scanned.name, st.st_size, st.st_mtime_ns, kind)
+
+    @contextmanager
+    def _opened(self, work: FileWork) -> Iterator[str]:
+        """The path to upload ``work``'s bytes from: the file opened by us and checked to be a
+        regular file inside the source root (``/proc/self/fd/N``, see :mod:`irods_ingest.confine`).
+        Links are followed only where the scan confined them (symlinks: Register or Follow)."""
+        follow = work.entry.kind == "link" or self.config.symlinks is SymlinkPolicy.FOLLOW
+        with opened_inside(work.source, self.real_source_root, follow=follow) as local:
+            yield local
 
     def _create(self, work: FileWork) -> None:
         catalog, entry = work.catalog, work.entry
@@ -789,7 +863,8 @@ class TaskExecutor:
                 self._stream_from_s3(work, overwrite=False)
         elif work.operation.uploads:
             def action() -> None:
-                catalog.put(work.source, work.target, resource=work.resource, overwrite=False, checksum=self.config.verify_checksum)
+                with self._opened(work) as local:
+                    catalog.put(local, work.target, resource=work.resource, overwrite=False, checksum=self.config.verify_checksum)
         else:
             # Registering an S3 object writes no bytes: there is nothing of ours to verify,
             # and asking iRODS to checksum it would read the whole object through the resource.
@@ -853,7 +928,8 @@ class TaskExecutor:
                 if work.key:
                     self._stream_from_s3(work, overwrite=True, offset=offset)
                 else:
-                    work.catalog.append(work.source, work.target, from_offset=offset, resource=work.resource)
+                    with self._opened(work) as local:
+                        work.catalog.append(local, work.target, from_offset=offset, resource=work.resource)
 
             self._with_hooks("data_obj_modify", append, work.catalog, work.meta)
             return True
@@ -862,7 +938,8 @@ class TaskExecutor:
             if work.key:
                 self._stream_from_s3(work, overwrite=True)
             else:
-                work.catalog.put(work.source, work.target, resource=work.resource, overwrite=True, checksum=self.config.verify_checksum)
+                with self._opened(work) as local:
+                    work.catalog.put(local, work.target, resource=work.resource, overwrite=True, checksum=self.config.verify_checksum)
 
         self._with_hooks("data_obj_modify", rewrite, work.catalog, work.meta)
         return True
@@ -954,48 +1031,240 @@ class TaskExecutor:
 
     # ------------------------------------------------------------------ delete
     def delete(self, task: Task) -> TaskOutcome:
+        """Apply the effective delete mode to what left the source (three task shapes).
+
+        - ``paths``: data objects, each deleted per its effective delete mode (the handler's
+          ``delete_mode(meta)`` for it, else the job's: unregister; unlink into the trash;
+          unlink with force) inside its data_obj_delete hooks, and counted in files_deleted.
+        - ``collections`` (one): a vanished collection, listed a page at a time (``cursor``:
+          GenQuery resumed by name). A page fans out DELETE tasks of at most files_per_task
+          of its objects, one task per subcollection (a vanished collection in turn) and the
+          task listing the next page: no task lists or acknowledges more than a page,
+          whatever the collection holds. Nothing is listed or deleted under a collection whose
+          effective delete mode is DoNotDelete.
+        - ``remove``: the collection's contents were handled: it is removed if it is empty
+          (never recursively, never forced; Unregister mode unregisters it) inside its
+          coll_delete hooks, and counted in collections_deleted. The job's target collection
+          is never removed (nor anything outside it).
+
+        Bottom-up removal, as a join in Redis (store.keys: ``joins``) rather than the
+        incumbent's "the last child task removes the empty parent": the ack of a collection's
+        first page records how many tasks it enqueued (``join_open``) with the task that
+        removes the collection; later pages add theirs (``join_add``); every one of them
+        counts down at its own ack (``join_done``, the task's ``after``), a subcollection's
+        only once its removal task is done. Acks apply exactly once per task (atomically with
+        the queue), so under at-least-once delivery and concurrent workers the removal task
+        is queued exactly once, after every object task and subcollection removal of the
+        collection: an emptied collection is never left behind, and it has one removal task
+        to count it. (The incumbent's scheme makes every finishing child check and remove the
+        parent under a lock: two children can both remove, or a crash after the last child's
+        deletions leaves the parent for ever.) A removal task re-checks emptiness with one
+        row per query (bounded), so a collection that still holds something -- an object
+        whose deletion failed or that the handler keeps -- is kept.
+
+        Counting under redelivery: an object (or collection) already gone when a task gets
+        to it is counted only if the task is ``redelivered`` -- the REQUEUE script's mark on a
+        dead worker's task, or a retry of failed deletions. Such a task's earlier delivery
+        may have deleted it, and its count cannot have landed: only an ack counts, an acked
+        task is never delivered again, and a task taken from a dead worker's processing list
+        can no longer be acked by that worker (its ack is "stale"). A first delivery finding
+        something gone counts nothing (another task, or a person, removed it). The price: a
+        redelivered task also counts an object someone else removed meanwhile. Nothing gone
+        ever fails a file.
+        """
         outcome = TaskOutcome()
         outcome.count("tasks_done")
-        for path in task.paths:
-            try:
-                self._delete_object(path)
-                outcome.count("files_deleted")
-            except HandlerError as exc:
-                outcome.count("files_failed")
-                outcome.failures.append(self._failure(path, str(exc), 1, task, exc.traceback_text))
-            except IngestError as exc:
-                outcome.count("files_failed")
-                outcome.failures.append(self._failure(path, f"delete failed: {exc}", 1, task))
-        for collection in task.collections:
-            try:
-                self._delete_collection(collection)
-            except IngestError as exc:
-                # No file counter covers a collection: count the task as failed, or the run
-                # would end "done" with this failure only in the list.
-                outcome.count("tasks_failed")
-                record = self._failure(collection, f"delete failed: {exc}", 1, task, getattr(exc, "traceback_text", ""))
-                record["collection"] = True  # so that a retry removes a collection, not an object
-                outcome.failures.append(record)
+        if task.paths:
+            self._delete_objects(task, outcome)
+        elif task.remove:
+            for collection in task.collections:
+                self._remove_emptied(task, outcome, collection)
+        else:
+            for collection in task.collections:
+                self._delete_collection_page(task, outcome, collection)
         return outcome
 
-    def _delete_object(self, path: str) -> None:
+    def _delete_mode(self, meta: dict[str, Any]) -> DeleteMode:
+        """The effective delete mode for ``meta``: the handler's delete_mode(), else the job's."""
+        return self.handler.delete_mode(meta, self.config.delete_mode)
+
+    def _count_gone(self, task: Task, outcome: TaskOutcome, counter: str, path: str) -> None:
+        """``path`` was already gone: counted only by a redelivered task (see :meth:`delete`)."""
+        if task.redelivered:
+            outcome.count(counter)
+        log.info("delete_already_gone", extra={"job": self.ctx.job, "task": task.id, "path": path,
+                                               "counted": task.redelivered})
+
+    def _below_target(self, path: str) -> None:
+        target = normalize_collection(self.config.target_collection)
+        if not normalize_collection(path).startswith(target.rstrip("/") + "/"):
+            raise PermanentError(f"{path} is not below the target collection {target}: never deleted")
+
+    def _retried_later(self, task: Task, outcome: TaskOutcome, retried: Task, meta: dict[str, Any]) -> bool:
+        """Queue ``retried`` (what is left of ``task``) as a delayed retry if attempts remain.
+        It is marked redelivered: the failed attempt may have taken effect uncounted."""
+        if task.attempt >= self._max_retries(meta):
+            return False
+        due = time.time() + self._delay(meta, task.attempt + 1)
+        outcome.delay.append((due, replace(retried, attempt=task.attempt + 1, redelivered=True)))
+        return True
+
+    def _collection_failed(self, task: Task, outcome: TaskOutcome, collection: str, exc: IngestError) -> None:
+        # No file counter covers a collection: count the task as failed, or the run would end
+        # "done" with this failure only in the list.
+        outcome.count("tasks_failed")
+        record = self._failure(collection, f"delete failed: {exc}", task.attempt + 1, task,
+                               getattr(exc, "traceback_text", ""))
+        record["collection"] = True  # so that a retry deletes a collection, not an object
+        outcome.failures.append(record)
+
+    def _delete_objects(self, task: Task, outcome: TaskOutcome) -> None:
+        retry: list[str] = []
+        by_collection: dict[str, list[str]] = {}
+        for path in task.paths:
+            by_collection.setdefault(posixpath.dirname(path), []).append(path)
+        for collection, paths in by_collection.items():
+            present: set[str] | None = None
+            try:  # one query for the batch: no hooks for an object that is already gone
+                present = existing_objects(self.catalog(self.meta(target=collection)), collection,
+                                           [posixpath.basename(p) for p in paths])
+            except RetryableError:
+                retry += paths
+                continue
+            except PermanentError:
+                present = None  # (e.g. a name GenQuery cannot quote): each delete tells
+            for path in paths:
+                if present is not None and posixpath.basename(path) not in present:
+                    self._count_gone(task, outcome, "files_deleted", path)
+                    continue
+                try:
+                    if self._delete_object(path):
+                        outcome.count("files_deleted")
+                except Missing:
+                    self._count_gone(task, outcome, "files_deleted", path)
+                except RetryableError:
+                    retry.append(path)
+                except HandlerError as exc:
+                    outcome.count("files_failed")
+                    outcome.failures.append(self._failure(path, str(exc), task.attempt + 1, task, exc.traceback_text))
+                except IngestError as exc:
+                    outcome.count("files_failed")
+                    outcome.failures.append(self._failure(path, f"delete failed: {exc}", task.attempt + 1, task))
+        if retry and self._retried_later(task, outcome, replace(task, paths=tuple(retry)), self.meta(target=retry[0])):
+            return  # the retry counts the join down when it is done
+        for path in retry:
+            outcome.count("files_failed")
+            outcome.failures.append(self._failure(path, "delete failed: iRODS unreachable (retries exhausted)",
+                                                  task.attempt + 1, task))
+        outcome.join_done = task.after
+
+    def _delete_object(self, path: str) -> bool:
+        """Delete one data object per its effective delete mode; False if that is DoNotDelete."""
         meta = self.meta(target=path, path=None)
+        mode = self._delete_mode(meta)
+        if mode is DeleteMode.DO_NOT_DELETE:
+            return False
+        if not delete_mode_compatible(self.config.operation, mode):
+            # e.g. Trash in a RegisterSync job would delete the registered files themselves
+            raise PermanentError(
+                f"handler delete_mode() {mode.value} is incompatible with operation {self.config.operation.value}: not deleted"
+            )
+        self._below_target(path)
         catalog = self.catalog(meta)
-        mode = self.handler.delete_mode(meta, self.config.delete_mode)
 
         def action() -> None:
             if mode is DeleteMode.UNREGISTER:
                 catalog.unregister(path)
-            elif mode in (DeleteMode.TRASH, DeleteMode.NO_TRASH):
-                catalog.unlink(path, force=mode is DeleteMode.NO_TRASH)
+            else:
+                catalog.unlink(path, force=mode is DeleteMode.NO_TRASH)  # Trash: into the trash
 
         self._with_hooks("data_obj_delete", action, catalog, meta)
+        return True
 
-    def _delete_collection(self, collection: str) -> None:
+    def _delete_collection_page(self, task: Task, outcome: TaskOutcome, collection: str) -> None:
+        """List one page of a vanished collection and fan out its deletion (see :meth:`delete`)."""
+        first_page = not task.cursor
         meta = self.meta(target=collection, path=None)
-        catalog = self.catalog(meta)
-        unregister = self.handler.delete_mode(meta, self.config.delete_mode) is DeleteMode.UNREGISTER
-        self._with_hooks("coll_delete", lambda: catalog.remove_collection(collection, unregister=unregister), catalog, meta)
+        try:
+            if self._delete_mode(meta) is DeleteMode.DO_NOT_DELETE:
+                outcome.join_done = task.after  # nothing deleted here: whoever waits goes on
+                return
+            self._below_target(collection)
+            catalog = self.catalog(meta)
+            per_task = self.config.files_per_task
+            page = min(per_task * PURGE_FANOUT, max(per_task, PURGE_PAGE_OBJECTS))
+            objects, _, cursor = collection_page(catalog, collection, task.cursor, objects=page, subcollections=0)
+            room = PURGE_FANOUT - -(-len(objects) // per_task)
+            subcollections: list[str] = []
+            if cursor.startswith("c:") and room > 0:  # the objects are listed: go on with subcollections
+                _, subcollections, cursor = collection_page(catalog, collection, cursor, objects=1, subcollections=room)
+        except RetryableError as exc:
+            if not self._retried_later(task, outcome, task, meta):
+                self._collection_failed(task, outcome, collection, exc)
+                outcome.join_done = task.after
+            return
+        except IngestError as exc:
+            self._collection_failed(task, outcome, collection, exc)
+            outcome.join_done = task.after
+            return
+        children = [
+            Task(TaskKind.DELETE, task.run, directory=task.directory, after=collection,
+                 paths=tuple(posixpath.join(collection, n) for n in objects[start : start + per_task]))
+            for start in range(0, len(objects), per_task)
+        ]
+        children += [
+            Task(TaskKind.DELETE, task.run, directory=task.directory, after=collection,
+                 collections=(posixpath.join(collection, name),))
+            for name in subcollections
+        ]
+        if cursor:
+            children.append(Task(TaskKind.DELETE, task.run, directory=task.directory, after=collection,
+                                 collections=(collection,), cursor=cursor))
+        outcome.enqueue += children
+        if not first_page:
+            if children:
+                outcome.join_add[collection] = outcome.join_add.get(collection, 0) + len(children)
+            outcome.join_done = task.after  # this page of the collection is done
+        elif children:
+            # Removed once every task just enqueued (and those they enqueue) is acknowledged; the
+            # removal counts down what this task's ``after`` waits for.
+            removal = Task(TaskKind.DELETE, task.run, directory=task.directory, collections=(collection,),
+                           remove=True, after=task.after)
+            outcome.join_open.append((collection, len(children), removal))
+        else:
+            self._remove_emptied(task, outcome, collection, known_empty=True)
+
+    def _remove_emptied(self, task: Task, outcome: TaskOutcome, collection: str, *, known_empty: bool = False) -> None:
+        """Remove a vanished collection whose contents were handled, if it is empty."""
+        meta = self.meta(target=collection, path=None)
+        try:
+            mode = self._delete_mode(meta)
+            if mode is not DeleteMode.DO_NOT_DELETE:
+                self._below_target(collection)
+                catalog = self.catalog(meta)
+                if not known_empty:
+                    objects, subcollections, _ = collection_page(catalog, collection, "", objects=1, subcollections=1)
+                    known_empty = not objects and not subcollections
+                if known_empty:
+                    self._with_hooks(
+                        "coll_delete",
+                        lambda: catalog.remove_empty_collection(collection, unregister=mode is DeleteMode.UNREGISTER),
+                        catalog,
+                        meta,
+                    )
+                    outcome.count("collections_deleted")
+                else:
+                    # What is left failed to delete (recorded by its task) or is kept by the handler.
+                    log.info("collection_kept_not_empty", extra={"job": self.ctx.job, "collection": collection})
+        except Missing:
+            self._count_gone(task, outcome, "collections_deleted", collection)
+        except RetryableError as exc:
+            if self._retried_later(task, outcome, task, meta):
+                return
+            self._collection_failed(task, outcome, collection, exc)
+        except IngestError as exc:
+            self._collection_failed(task, outcome, collection, exc)
+        outcome.join_done = task.after
 
     # ------------------------------------------------------------------ finalize
     def finalize(self, task: Task) -> TaskOutcome:

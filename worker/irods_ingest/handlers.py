@@ -13,6 +13,7 @@ Failures are never silent: a syntax error or an exception in a hook becomes a
 
 from __future__ import annotations
 
+import ast
 import enum
 import sys
 import threading
@@ -21,7 +22,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-from irods_ingest.config import DeleteMode, Operation
+from irods_ingest.config import DeleteMode, JobConfig, Operation, delete_mode_compatible
 from irods_ingest.errors import HandlerError
 
 COMPAT_PACKAGE = "irods_capability_automated_ingest"
@@ -286,6 +287,73 @@ class Handler:
 class NoHandler(Handler):
     def __init__(self) -> None:
         super().__init__("", types.ModuleType("no_event_handler"), None)
+
+
+# A ConfigMap holds at most 1 MiB; a module larger than that is not a handler anybody wrote.
+MAX_HANDLER_SOURCE_BYTES = 1024 * 1024
+
+
+def check_handler_syntax(source: str, where: str = "event handler") -> None:
+    """Check a handler module WITHOUT running any of it: it parses, and binds ``event_handler``
+    at module level (a class, or a name imported/assigned as such).
+
+    This is what a controller that must never execute tenant code (the operator) can know;
+    everything that needs the module to run is decided by the workers (:func:`job_policy`).
+    """
+    if len(source.encode("utf-8", "surrogateescape")) > MAX_HANDLER_SOURCE_BYTES:
+        raise HandlerError(f"{where} is larger than {MAX_HANDLER_SOURCE_BYTES} bytes")
+    try:
+        tree = ast.parse(source, filename=where)
+    except SyntaxError as exc:
+        line = f" (line {exc.lineno}{f', column {exc.offset}' if exc.offset else ''})" if exc.lineno else ""
+        raise HandlerError(f"{where} has a syntax error{line}: {exc.msg}") from None
+    except (ValueError, RecursionError, MemoryError) as exc:  # NUL bytes; absurd nesting
+        raise HandlerError(f"{where} cannot be parsed: {type(exc).__name__}: {exc}") from None
+    if not any(_binds_event_handler(node) for node in tree.body):
+        raise HandlerError(f"{where} defines no class named event_handler (write `class event_handler(Core):`)")
+
+
+def _binds_event_handler(node: ast.stmt) -> bool:
+    if isinstance(node, ast.ClassDef):
+        return node.name == "event_handler"
+    if isinstance(node, ast.Assign | ast.AnnAssign):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        return any(isinstance(t, ast.Name) and t.id == "event_handler" for t in targets)
+    if isinstance(node, ast.Import | ast.ImportFrom):
+        return any((alias.asname or alias.name) == "event_handler" for alias in node.names)
+    if isinstance(node, ast.If | ast.Try):  # e.g. a guarded import
+        bodies = [node.body, node.orelse] + ([node.finalbody, *(h.body for h in node.handlers)] if isinstance(node, ast.Try) else [])
+        return any(_binds_event_handler(child) for body in bodies for child in body)
+    return False
+
+
+def job_policy(config: JobConfig, handler: Handler) -> JobConfig:
+    """``config`` with the handler's job-wide answers applied (operation(), delete_mode()),
+    after checking its character_map(). Runs handler code: only where handler code may run
+    (a worker, or the CLI of the user who owns the handler). Raises :class:`HandlerError`."""
+    charmap = handler.character_map()
+    if charmap is not None:
+        for key, value in charmap.items():
+            if (isinstance(key, str) and len(key) > 1) or (isinstance(value, str) and len(value) > 1):
+                raise HandlerError("character_map() must map single characters to single characters")
+    meta = {"job_name": config.job_name}
+    operation = handler.operation(None, meta, config.operation)
+    delete_mode = handler.delete_mode(meta, config.delete_mode)
+    if operation is config.operation and delete_mode is config.delete_mode:
+        return config
+    return config.with_changes(operation=operation, delete_mode=delete_mode)
+
+
+def checked_job_policy(config: JobConfig, handler: Handler) -> JobConfig:
+    """:func:`job_policy`, also refusing an operation the delete mode does not allow (the
+    incumbent's matrix), as a worker must before it acts on a handler's answers."""
+    effective = job_policy(config, handler)
+    if not delete_mode_compatible(effective.operation, effective.delete_mode):
+        raise HandlerError(
+            f"event handler: operation {effective.operation.value} and delete mode {effective.delete_mode.value} "
+            "are incompatible (fix the handler's operation() or delete_mode(), or the job's deleteMode)"
+        )
+    return effective
 
 
 def compile_handler(source: str, digest: str) -> Handler:

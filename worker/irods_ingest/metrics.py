@@ -30,7 +30,7 @@ BYTES: Final = Counter(
 )
 TASKS: Final = Counter(
     "irods_ingest_tasks_total",
-    "Tasks finished by workers, by kind (scan, files, delete, finalize) and result (done, failed, retried, dropped).",
+    "Tasks finished by workers, by kind (scan, files, delete, finalize) and result (done, failed, retried, dropped, rejected).",
     ["job", "kind", "result"],
     registry=REGISTRY,
 )

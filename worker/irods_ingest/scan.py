@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from irods_ingest.config import DeleteMode, FileType, JobConfig, Operation, SymlinkPolicy
+from irods_ingest.confine import escape_reason, escaping_target, inside, real_root
 from irods_ingest.listing import encode_names, list_by_name
 from irods_ingest.tasks import FileEntry, wire_name
 
@@ -112,7 +113,7 @@ def scan_directory(
     uploads = config.operation.uploads
     use_cache = not config.ignore_cache and bool(cached)  # a directory never synced has no cache to compare
     by_name = not stat_files and not use_cache
-    classify = _Classifier(directory, absolute_dir, config, filters, cached if use_cache else None, result)
+    classify = _Classifier(root, directory, absolute_dir, config, filters, cached if use_cache else None, result)
     if by_name and not cached and not filters.filters_files and config.delete_mode is DeleteMode.DO_NOT_DELETE:
         # Nothing to match a file's name against and no deletions to judge: the whole
         # listing of regular files can go straight into batches (natively where built).
@@ -159,8 +160,17 @@ class _Classifier:
     """One entry, ``stat``'ed: a subdirectory, a file to sync or unchanged, excluded or skipped."""
 
     def __init__(
-        self, directory: str, absolute_dir: str, config: JobConfig, filters: Filters, cached: dict[str, str] | None, result: DirectoryScan
+        self,
+        root: str,
+        directory: str,
+        absolute_dir: str,
+        config: JobConfig,
+        filters: Filters,
+        cached: dict[str, str] | None,
+        result: DirectoryScan,
     ) -> None:
+        self.root = root
+        self._real_root: str | None = None  # resolved at the first link: most directories have none
         self.directory = directory
         self.absolute_dir = absolute_dir
         self.config = config
@@ -179,7 +189,9 @@ class _Classifier:
             return
         kind = file_type(st.st_mode)
         if kind is FileType.LINK:
-            handled = _classify_link(path, name, relative, self.absolute_dir, self.config, filters, result)
+            if self._real_root is None:
+                self._real_root = real_root(self.root)
+            handled = _classify_link(path, name, relative, self.absolute_dir, self._real_root, self.config, filters, result)
             if handled is None:
                 return
             st, kind = handled
@@ -211,11 +223,17 @@ def _classify_link(
     name: str,
     relative: str,
     absolute_dir: str,
+    root: str,
     config: JobConfig,
     filters: Filters,
     result: DirectoryScan,
 ) -> tuple[os.stat_result, FileType] | None:
-    """Apply the symlink policy; returns the (stat, type) to continue with, or None if handled."""
+    """Apply the symlink policy; returns the (stat, type) to continue with, or None if handled.
+
+    Whatever the policy and operation, a link that resolves outside ``root`` (the real source
+    root) is skipped: neither uploaded, nor registered (iRODS would serve the bytes it points
+    to; the incumbent registered such links), nor descended (see :mod:`irods_ingest.confine`).
+    """
     if config.symlinks is SymlinkPolicy.SKIP:
         if not filters.excludes_file(relative, FileType.LINK):
             result.skipped.append(Skipped(name, "symbolic link skipped (symlinks: Skip)"))
@@ -223,9 +241,21 @@ def _classify_link(
             result.excluded += 1
         return None
     if config.symlinks is SymlinkPolicy.REGISTER:
-        if config.operation.uploads and not os.path.exists(path):
-            result.skipped.append(Skipped(name, "broken symbolic link: nothing to upload"))
+        escaped = escaping_target(path, root)
+        if escaped is not None:
+            _refuse_escape(name, relative, escaped, filters, result)
             return None
+        if config.operation.uploads:
+            try:
+                is_directory = stat.S_ISDIR(os.stat(path).st_mode)
+            except OSError:  # missing target, or a loop
+                result.skipped.append(Skipped(name, "broken symbolic link: nothing to upload"))
+                return None
+            if is_directory:
+                result.skipped.append(
+                    Skipped(name, "symbolic link to a directory: nothing to upload (symlinks: Follow descends it)")
+                )
+                return None
         return os.lstat(path), FileType.LINK
     # Follow: what the link points to, with loops refused.
     try:
@@ -236,14 +266,25 @@ def _classify_link(
     except OSError as exc:  # ELOOP and friends
         result.skipped.append(Skipped(name, f"symbolic link cannot be followed: {exc.strerror}"))
         return None
+    real_target = os.path.realpath(path)
+    if not inside(real_target, root):
+        _refuse_escape(name, relative, real_target, filters, result)
+        return None
     if stat.S_ISDIR(target_stat.st_mode):
-        real_target = os.path.realpath(path)
         real_here = os.path.realpath(absolute_dir)
         if real_here == real_target or real_here.startswith(real_target.rstrip("/") + "/"):
             result.skipped.append(Skipped(name, f"symbolic link loop: {relative} points to its own ancestor"))
             return None
     kind = file_type(target_stat.st_mode)
     return (target_stat, kind) if kind is not None else None
+
+
+def _refuse_escape(name: str, relative: str, target: str, filters: Filters, result: DirectoryScan) -> None:
+    """A link out of the source root is skipped by name (unless the filters exclude it anyway)."""
+    if filters.excludes_file(relative, FileType.LINK):
+        result.excluded += 1
+    else:
+        result.skipped.append(Skipped(name, escape_reason(target)))
 
 
 def operation_needs_readable(operation: Operation) -> bool:

@@ -7,12 +7,15 @@ current, so a stopped or restarted run can never be changed by late work.
 from __future__ import annotations
 
 import base64
+import binascii
 import enum
 import itertools
 import json
 import os
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from irods_ingest.errors import PermanentError
 
 
 class TaskKind(enum.Enum):
@@ -23,6 +26,26 @@ class TaskKind(enum.Enum):
 
 
 _RAW_NAME_MARKER = "\x00b64:"
+# How much of a payload that is not a task its failure record keeps (for whoever investigates).
+MALFORMED_EXCERPT_CHARS = 200
+
+
+class MalformedTask(PermanentError):
+    """A queue payload that is not a task (not JSON, the wrong shape or types): never executed.
+
+    Carries the payload exactly as claimed (``raw``), so that it can be acknowledged (removed
+    from the processing list) and recorded instead of crashing the claim loop.
+    """
+
+    def __init__(self, detail: str, raw: bytes, task_id: str = "") -> None:
+        super().__init__(f"malformed task payload: {detail}")
+        self.raw = raw
+        self.task_id = task_id
+
+    @property
+    def excerpt(self) -> str:
+        text = self.raw.decode("utf-8", "backslashreplace")
+        return text if len(text) <= MALFORMED_EXCERPT_CHARS else text[:MALFORMED_EXCERPT_CHARS] + "..."
 
 
 class _TaskIds:
@@ -137,6 +160,15 @@ class Task:
     collections: tuple[str, ...] = ()  # logical collections, for DELETE tasks
     attempt: int = 0
     token: str = ""  # S3 SCAN tasks: the ListObjectsV2 continuation token of the page to list
+    # DELETE tasks of a vanished collection (see execute.TaskExecutor.delete):
+    after: str = ""  # the vanished collection whose removal waits for this task (store.keys: joins)
+    cursor: str = ""  # the listing page of collections[0] to go on from ("" = its first page)
+    remove: bool = False  # remove collections[0], whose contents were deleted, if it is empty
+    # Delivered again although its earlier delivery may have done the work: a dead worker's
+    # task handed back by the REQUEUE script (which sets "rd"), or deletions retried after a
+    # failure. That delivery's counts never landed (only an ack counts, and an acknowledged
+    # task is never delivered again), so an object already gone is this delivery's to count.
+    redelivered: bool = False
     id: str = field(default_factory=new_task_id)
 
     def encode(self) -> str:
@@ -153,6 +185,14 @@ class Task:
             data["colls"] = list(self.collections)
         if self.token:
             data["tok"] = self.token
+        if self.after:
+            data["af"] = self.after
+        if self.cursor:
+            data["cur"] = self.cursor
+        if self.remove:
+            data["rm"] = 1
+        if self.redelivered:
+            data["rd"] = 1
         # surrogateescape'd names are not valid UTF-8: keep them as \udcxx escapes in JSON.
         text = json.dumps(data, separators=(",", ":"), ensure_ascii=True)
         if self.listed:
@@ -163,19 +203,37 @@ class Task:
 
     @classmethod
     def decode(cls, raw: bytes | str) -> Task:
-        data = json.loads(raw)
-        return cls(
-            id=data["id"],
-            kind=TaskKind(data["kind"]),
-            run=data["run"],
-            attempt=int(data.get("attempt", 0)),
-            directory=from_wire_name(data.get("dir", "")),
-            entries=tuple(FileEntry.from_wire(e) for e in data.get("entries", ())),
-            also=tuple(from_wire_name(d) for d in data.get("also", ())),
-            paths=tuple(data.get("paths", ())),
-            collections=tuple(data.get("colls", ())),
-            token=data.get("tok", ""),
-        )
+        """The task a queue payload holds; :class:`MalformedTask` if it holds none.
+
+        Checks the shape and the types only (anyone who can write the queue can write
+        anything into it); whether the task may run for its job is ``task_checks``' call.
+        """
+        data: Any = None
+        try:
+            data = json.loads(raw)
+            if not isinstance(data, dict):
+                raise TypeError(f"a JSON {type(data).__name__}, not an object")
+            return cls(
+                id=_text(data, "id"),
+                kind=TaskKind(data["kind"]),
+                run=_text(data, "run"),
+                attempt=int(data.get("attempt", 0)),
+                directory=from_wire_name(_text(data, "dir", "")),
+                entries=tuple(FileEntry.from_wire(_wire_entry(e)) for e in _array(data, "entries")),
+                also=tuple(from_wire_name(_item(d, "also")) for d in _array(data, "also")),
+                paths=tuple(_item(p, "paths") for p in _array(data, "paths")),
+                collections=tuple(_item(c, "colls") for c in _array(data, "colls")),
+                token=_text(data, "tok", ""),
+                after=_text(data, "af", ""),
+                cursor=_text(data, "cur", ""),
+                remove=bool(data.get("rm")),
+                redelivered=bool(data.get("rd")),
+            )
+        except (ValueError, KeyError, TypeError, IndexError, binascii.Error) as exc:
+            raw_bytes = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogateescape")
+            task_id = data.get("id") if isinstance(data, dict) else None
+            detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc) or type(exc).__name__
+            raise MalformedTask(detail, raw_bytes, task_id if isinstance(task_id, str) else "") from exc
 
     def retried(self, entries: tuple[FileEntry, ...] | None = None) -> Task:
         """The same work as a new delivery with one more attempt (optionally fewer entries)."""
@@ -185,3 +243,35 @@ class Task:
     def file_count(self) -> int:
         listed = len(json.loads(self.listed)) if self.listed else 0
         return len(self.entries) + listed + len(self.paths)
+
+
+_MISSING: Any = object()
+
+
+def _text(data: dict[str, Any], key: str, default: str = _MISSING) -> str:
+    value = data[key] if default is _MISSING else data.get(key, default)
+    if not isinstance(value, str):
+        raise TypeError(f"field {key!r} is {type(value).__name__}, not a string")
+    return value
+
+
+def _array(data: dict[str, Any], key: str) -> list[Any]:
+    value = data.get(key, [])
+    if not isinstance(value, list):
+        raise TypeError(f"field {key!r} is {type(value).__name__}, not an array")
+    return value
+
+
+def _item(value: Any, key: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"an item of {key!r} is {type(value).__name__}, not a string")
+    return value
+
+
+def _wire_entry(value: Any) -> list[Any] | str:
+    """A FILES entry as it travels: a wire name, or [name, size, mtime, kind(, etag)] of strings."""
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, list) or not 4 <= len(value) <= 5 or not all(isinstance(v, str) for v in value):
+        raise TypeError(f"file entry {value!r:.80} is neither a name nor [name, size, mtime, kind(, etag)]")
+    return value

@@ -24,16 +24,18 @@ from types import FrameType
 from typing import TypeVar
 
 from irods_ingest import metrics
-from irods_ingest.config import JobConfig, S3Source
+from irods_ingest.config import DeleteMode, JobConfig, S3Source, cache_generation
 from irods_ingest.errors import HandlerError, IngestError, PermanentError, StoreUnavailable
 from irods_ingest.execute import RunContext, TaskExecutor
-from irods_ingest.handlers import HandlerCache
+from irods_ingest.handlers import Handler, HandlerCache, checked_job_policy
 from irods_ingest.irods_io.catalog import IrodsCatalog
 from irods_ingest.irods_io.session import IrodsSettings, open_session
+from irods_ingest.redact import Redactor, url_user, worker_secrets
 from irods_ingest.s3_io import S3Bucket, open_bucket
-from irods_ingest.store.connection import connect
+from irods_ingest.store.connection import connect, resolve_url
 from irods_ingest.store.jobstore import JobStore, TaskOutcome
-from irods_ingest.tasks import Task
+from irods_ingest.task_checks import REJECTED_PREFIX, task_problem
+from irods_ingest.tasks import MalformedTask, Task, TaskKind
 
 log = logging.getLogger("irods_ingest.worker")
 T = TypeVar("T")
@@ -90,12 +92,17 @@ class ShutdownState:
 class WorkerThread:
     """One claim/execute/ack loop with its own worker id."""
 
-    def __init__(self, options: WorkerOptions, index: int, shutdown: ShutdownState, handlers: dict[str, HandlerCache]) -> None:
+    def __init__(
+        self, options: WorkerOptions, index: int, shutdown: ShutdownState, handlers: dict[str, HandlerCache],
+        redactor: Redactor | None = None,
+    ) -> None:
         self.options = options
         self.worker_id = f"{options.name}-{index}"
         self.shutdown = shutdown
         self.client = connect(options.redis_url)
-        self.stores = {job: JobStore(self.client, job) for job in options.jobs}
+        # Every failure record and run error this thread writes passes the worker's redactor.
+        redact = redactor if redactor is not None else worker_redactor(options)
+        self.stores = {job: JobStore(self.client, job, redact=redact) for job in options.jobs}
         self.handlers = handlers
         self.sessions: dict[tuple[str, str] | None, IrodsCatalog] = {}
         self.buckets: dict[S3Source, S3Bucket] = {}
@@ -103,6 +110,9 @@ class WorkerThread:
         self._last_reap = 0.0
         self.finished = False
         self.current: tuple[JobStore, bytes] | None = None
+        # job -> ((id of the stored config, handler digest), effective config); the stored
+        # config object is reused by JobStore.run_and_config until its JSON changes
+        self._policies: dict[str, tuple[tuple[int, str], JobConfig]] = {}
 
     # ---------------------------------------------------------------- iRODS sessions
     def catalog_for(self, client_user: tuple[str, str] | None) -> IrodsCatalog:
@@ -149,7 +159,9 @@ class WorkerThread:
             for store in self.stores.values():
                 config = store.load_config()
                 max_attempts = (config.max_retries if config else 3) + 1
-                moved, dead = store.requeue(max_attempts=max_attempts)
+                moved, dead = store.requeue(
+                    max_attempts=max_attempts, max_failure_records=config.max_failure_records if config else None
+                )
                 if moved or dead:
                     log.warning("requeued_dead_workers_tasks", extra={"job": store.job, "moved": moved, "dead_lettered": dead})
                 store.promote_due()
@@ -202,9 +214,9 @@ class WorkerThread:
     def claim_any(self, *, block: bool) -> tuple[JobStore, bytes, Task] | None:
         stores = list(self.stores.values())
         for store in stores:
-            got = store.claim(self.worker_id, 0)
-            if got is not None:
-                return store, got[0], got[1]
+            claimed = self.claim_from(store, 0)
+            if claimed is not None:
+                return claimed
         # Nothing ready: retries that have come due go first (one round trip, only when idle).
         if any(store.promote_due() for store in stores):
             return self.claim_any(block=block)
@@ -213,12 +225,56 @@ class WorkerThread:
         # Still nothing: block briefly on each queue in turn.
         timeout = CLAIM_TIMEOUT_SECONDS / max(1, len(stores))
         for store in stores:
-            got = store.claim(self.worker_id, timeout)
-            if got is not None:
-                return store, got[0], got[1]
+            claimed = self.claim_from(store, timeout)
+            if claimed is not None:
+                return claimed
             if self.shutdown.warm.is_set():
                 break
         return None
+
+    def claim_from(self, store: JobStore, timeout: float) -> tuple[JobStore, bytes, Task] | None:
+        """One claim from ``store``; a payload that is not a task is rejected here (None)."""
+        try:
+            got = store.claim(self.worker_id, timeout)
+        except MalformedTask as exc:
+            self.reject_malformed(store, exc)
+            return None
+        return None if got is None else (store, got[0], got[1])
+
+    def reject_malformed(self, store: JobStore, malformed: MalformedTask) -> None:
+        """Acknowledge a payload that is not a task as a rejected task of the job's current run
+        (anyone with a worker's Redis credential can push one): recorded, never executed."""
+        reason = REJECTED_PREFIX + str(malformed)
+        log.warning("task_rejected", extra={"job": store.job, "task": malformed.task_id, "reason": reason})
+        outcome = _rejected("unknown", malformed.task_id, "", reason, 1)
+        outcome.failures[0]["payload"] = malformed.excerpt
+
+        def ack() -> str:
+            # The ack fences by run only: the payload counts against the run it was queued in.
+            stand_in = Task(TaskKind.SCAN, store.current_run_id() or "", id=malformed.task_id)
+            return store.ack(self.worker_id, malformed.raw, stand_in, outcome)
+
+        if self.with_store_retries(ack) not in (None, "stale", "fenced"):
+            metrics.TASKS.labels(store.job, "unknown", "rejected").inc()
+
+    def rejection(self, store: JobStore, config: JobConfig, task: Task) -> TaskOutcome | None:
+        """The outcome of a task that must not run for its job (see ``task_checks``), else None."""
+        delete_mode = self.effective_delete_mode(store, config) if task.kind is TaskKind.DELETE else config.delete_mode
+        problem = task_problem(task, config, delete_mode)
+        if problem is None:
+            return None
+        reason = REJECTED_PREFIX + problem
+        log.warning("task_rejected", extra={"job": store.job, "task": task.id, "kind": task.kind.value, "reason": reason})
+        path = next(iter((*task.paths, *task.collections)), "") if task.kind is TaskKind.DELETE else task.directory
+        return _rejected(task.kind.value, task.id, path, reason, task.attempt + 1)
+
+    def effective_delete_mode(self, store: JobStore, config: JobConfig) -> DeleteMode:
+        """The delete mode ``execute`` applies (the handler's job-wide answer included)."""
+        try:
+            handler = self.handlers.setdefault(store.job, HandlerCache(store.load_handler)).get(config.handler_hash)
+            return self.effective_config(store.job, config, handler).delete_mode
+        except (HandlerError, PermanentError):
+            return config.delete_mode  # a handler that cannot load fails the task in execute(), visibly
 
     def all_idle(self) -> bool:
         for store in self.stores.values():
@@ -236,8 +292,9 @@ class WorkerThread:
         if config is None:
             store.ack(self.worker_id, raw, task, TaskOutcome())
             return
+        rejected = self.rejection(store, config, task)  # before anything is done: the queue is not trusted
         try:
-            outcome = self.execute(store, config, task)
+            outcome = rejected if rejected is not None else self.execute(store, config, task)
         except IngestError:
             raise
         except Exception as exc:  # the task boundary: a bug must fail one task, never the worker
@@ -278,6 +335,9 @@ class WorkerThread:
             metrics.TASKS.labels(job, kind, "dropped").inc()
             return
         metrics.record_outcome(job, config.operation.value, outcome.counters)
+        if outcome.failures and outcome.failures[0].get("outcome") == "rejected":
+            metrics.TASKS.labels(job, kind, "rejected").inc()
+            return
         metrics.TASKS.labels(job, kind, "failed" if outcome.counters.get("tasks_failed") else "done").inc()
         if outcome.delay:
             metrics.RETRIES.labels(job, kind).inc(len(outcome.delay))
@@ -287,6 +347,7 @@ class WorkerThread:
         cache = self.handlers.setdefault(store.job, HandlerCache(store.load_handler))
         try:
             handler = cache.get(config.handler_hash)
+            effective = self.effective_config(store.job, config, handler)
         except (HandlerError, PermanentError) as exc:
             # A broken, missing or tampered handler fails this task's files visibly; the
             # worker lives on. (Redis being away is a StoreUnavailable and is retried.)
@@ -302,7 +363,8 @@ class WorkerThread:
             return outcome
         ctx = RunContext(
             job=store.job,
-            config=config,
+            config=effective,
+            cache_generation=cache_generation(config),  # of the stored config, as the controller computes it
             handler=handler,
             catalog_for=self.catalog_for,
             reset_connections=self.reset_connections,
@@ -316,10 +378,34 @@ class WorkerThread:
         )
         return TaskExecutor(ctx).run(task)
 
+    def effective_config(self, job: str, config: JobConfig, handler: Handler) -> JobConfig:
+        """The job's config with its handler's job-wide answers (operation(), delete_mode(),
+        character_map()) applied and checked: decided here, in the worker, because the
+        controller (the operator) never runs handler code. Kept per stored config and handler."""
+        key = (id(config), handler.digest)
+        cached = self._policies.get(job)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        effective = checked_job_policy(config, handler)
+        self._policies[job] = (key, effective)
+        return effective
+
     def requeue_current(self) -> None:
         for store in self.stores.values():
             with contextlib.suppress(IngestError):
                 store.requeue(max_attempts=1_000_000, only_worker=self.worker_id, count_attempt=False)
+
+
+def _rejected(kind: str, task_id: str, path: str, reason: str, attempts: int) -> TaskOutcome:
+    """A rejected task's outcome: one failed task, one record, nothing else (no file counted:
+    a forged task's files were never discovered)."""
+    outcome = TaskOutcome()
+    outcome.count("tasks_failed")
+    outcome.failures.append(
+        {"path": path, "reason": reason, "attempts": attempts, "time": time.time(), "task": task_id, "kind": kind,
+         "outcome": "rejected"}
+    )
+    return outcome
 
 
 def _heartbeats(threads: list[WorkerThread], shutdown: ShutdownState, timing: Timing) -> None:
@@ -333,6 +419,18 @@ def _heartbeats(threads: list[WorkerThread], shutdown: ShutdownState, timing: Ti
                 log.warning("heartbeat_failed", extra={"worker": thread.worker_id, "error": str(exc)})
 
 
+def worker_redactor(options: WorkerOptions) -> Redactor:
+    """The secrets this worker knows, to be kept out of what it writes to Redis (names that
+    are public anyway -- the iRODS user and zone, the Redis user -- are never masked)."""
+    settings = options.irods_settings
+    redis_url = resolve_url(options.redis_url)
+    public = [os.environ.get("IRODS_USER_NAME", ""), os.environ.get("IRODS_ZONE_NAME", ""), url_user(redis_url)]
+    if settings is not None:
+        public += [settings.user or "", settings.zone or ""]
+    secrets = worker_secrets(os.environ, redis_url=redis_url, irods_password=settings.password if settings else "")
+    return Redactor(secrets, public=[name for name in public if name])
+
+
 def run_worker(options: WorkerOptions, *, install_signals: bool = True) -> int:
     """Run ``options.concurrency`` worker threads until shutdown (or idle, if asked)."""
     shutdown = ShutdownState()
@@ -340,7 +438,10 @@ def run_worker(options: WorkerOptions, *, install_signals: bool = True) -> int:
     if options.metrics_port is not None:
         port = metrics.serve(options.metrics_port)
         log.info("metrics_serving", extra={"port": port})
-    threads: list[WorkerThread] = [WorkerThread(options, i, shutdown, handlers) for i in range(options.concurrency)]
+    redactor = worker_redactor(options)  # once per process: the secrets do not change
+    threads: list[WorkerThread] = [
+        WorkerThread(options, i, shutdown, handlers, redactor) for i in range(options.concurrency)
+    ]
 
     if install_signals:
         def on_signal(signum: int, frame: FrameType | None) -> None:

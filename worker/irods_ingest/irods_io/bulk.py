@@ -19,9 +19,15 @@ from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import Any, Final
 
+import irods.exception as irods_exc
 import irods.keywords as kw
+from irods.api_number import api_number
+from irods.column import In
+from irods.message import GenQueryResponse, iRODSMessage
 from irods.models import Collection, DataObject
+from irods.results import ResultSet
 
+from irods_ingest.errors import PermanentError
 from irods_ingest.irods_io.catalog import AlreadyExists, IrodsCatalog, irods_errors
 
 # REPLICA_TOKEN_KW and REPLICA_CLOSE (what a joined handle needs) came with iRODS 4.2.9.
@@ -157,3 +163,92 @@ def child_names(catalog: IrodsCatalog, collection: str, batch: int = 1000) -> It
                 subcollections = []
         if subcollections:
             yield [], subcollections
+
+
+# A page of a collection's children resumes after the last name of the previous page:
+# "o:<object name>" while data objects are listed, "c:<subcollection name>" after them.
+_OBJECTS, _SUBCOLLECTIONS = "o:", "c:"
+
+
+def collection_page(
+    catalog: IrodsCatalog, collection: str, cursor: str, *, objects: int, subcollections: int
+) -> tuple[list[str], list[str], str]:
+    """One bounded page of ``collection``'s children from ``cursor`` on ("" = the start):
+    (up to ``objects`` data-object names, up to ``subcollections`` subcollection names, the
+    cursor of the next page or "" when this page ends the listing).
+
+    Resumed by name (GenQuery ``>`` with ORDER BY), never by a server-side continuation:
+    a page is listed by one task and the next one by another task on another connection
+    (and objects the earlier pages named are being deleted meanwhile, which does not move
+    a name-based cursor). Data objects come first, then subcollections; a page that ends
+    its objects early goes on with the subcollections. Each query asks for at most the rows
+    it may use, on one connection, and closes its statement.
+    """
+    phase, last = (cursor[:2], cursor[2:]) if cursor else (_OBJECTS, "")
+    if phase not in (_OBJECTS, _SUBCOLLECTIONS) or objects < 1:
+        raise PermanentError(f"listing {collection}: not a listing cursor {cursor!r} (or no room for a page)")
+    names: list[str] = []
+    if phase == _OBJECTS:
+        query = catalog.session.query(DataObject.name).filter(Collection.name == collection)
+        if last:
+            query = query.filter(DataObject.name > last)
+        with irods_errors("listing", collection):
+            names = [row[DataObject.name] for row in _one_page(catalog, query.order_by(DataObject.name), objects)]
+        if len(names) == objects:  # perhaps more: the next page says
+            return names, [], _OBJECTS + names[-1]
+        last = ""
+    if subcollections <= 0:
+        return names, [], _SUBCOLLECTIONS + last
+    prefix = collection.rstrip("/") + "/"
+    query = catalog.session.query(Collection.name).filter(Collection.parent_name == collection)
+    if last:
+        query = query.filter(Collection.name > prefix + last)
+    with irods_errors("listing", collection):
+        rows = _one_page(catalog, query.order_by(Collection.name), subcollections)
+    children = [row[Collection.name][len(prefix) :] for row in rows]
+    more = len(children) == subcollections
+    return names, children, (_SUBCOLLECTIONS + children[-1]) if more else ""
+
+
+def _one_page(catalog: IrodsCatalog, query: Any, rows: int) -> list[Any]:
+    """At most ``rows`` rows of a GenQuery, on one connection, its statement closed after."""
+    query = query.limit(rows)
+    with catalog.session.pool.get_connection() as conn:
+        conn.send(iRODSMessage("RODS_API_REQ", msg=query._message(), int_info=api_number["GEN_QUERY_AN"]))
+        try:
+            result = ResultSet(conn.recv().get_main_message(GenQueryResponse))
+        except irods_exc.CAT_NO_ROWS_FOUND:
+            return []
+        if result.continue_index > 0:  # the statement stays open on the server: close it
+            close = query.limit(0).continue_index(result.continue_index)
+            conn.send(iRODSMessage("RODS_API_REQ", msg=close._message(), int_info=api_number["GEN_QUERY_AN"]))
+            with contextlib.suppress(irods_exc.CAT_NO_ROWS_FOUND):
+                conn.recv()
+    return list(result)[:rows]
+
+
+def existing_objects(catalog: IrodsCatalog, collection: str, names: list[str]) -> set[str]:
+    """Which of ``names`` are data objects in ``collection`` (GenQuery ``in``, a few dozen
+    names per query: the server bounds the length of a condition)."""
+    found: set[str] = set()
+    for batch in _in_batches(names):
+        query = catalog.session.query(DataObject.name).filter(Collection.name == collection, In(DataObject.name, batch))
+        with irods_errors("listing", collection):
+            found.update(row[DataObject.name] for row in _one_page(catalog, query, len(batch)))
+    return found
+
+
+_IN_CONDITION_CHARS = 1500
+
+
+def _in_batches(names: list[str]) -> Iterator[list[str]]:
+    batch: list[str] = []
+    size = 0
+    for name in names:
+        if batch and size + len(name) + 3 > _IN_CONDITION_CHARS:
+            yield batch
+            batch, size = [], 0
+        batch.append(name)
+        size += len(name) + 3  # quotes and a comma
+    if batch:
+        yield batch

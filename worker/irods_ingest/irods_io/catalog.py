@@ -73,7 +73,14 @@ class AlreadyExists(PermanentError):
     earlier delivery of the same task, made it)."""
 
 
+class Missing(PermanentError):
+    """The data object or collection is not there (any more): for a delete, nothing to do."""
+
+
 _EXISTS_CODES = frozenset({"CAT_NAME_EXISTS_AS_DATAOBJ", "OVERWRITE_WITHOUT_FORCE_FLAG"})
+_MISSING_CODES = frozenset(
+    {"CAT_NO_ROWS_FOUND", "OBJ_PATH_DOES_NOT_EXIST", "CAT_UNKNOWN_COLLECTION", "CAT_UNKNOWN_FILE", "USER_FILE_DOES_NOT_EXIST"}
+)
 # Transient: the connection broke, or another writer holds the object (it will close).
 _RETRYABLE_CODES = frozenset(
     {
@@ -110,6 +117,8 @@ def _translated(action: str, path: str) -> Iterator[None]:
             raise RetryableError(message) from exc
         if name in _EXISTS_CODES:
             raise AlreadyExists(message) from exc
+        if name in _MISSING_CODES:
+            raise Missing(message) from exc
         if name == "CAT_INVALID_AUTHENTICATION":
             raise PermanentError(
                 f"{action} {path}: iRODS refused the password (CAT_INVALID_AUTHENTICATION); "
@@ -117,7 +126,7 @@ def _translated(action: str, path: str) -> Iterator[None]:
             ) from exc
         raise PermanentError(message) from exc
     except irods_exc.DoesNotExist as exc:
-        raise PermanentError(f"{action} {path}: does not exist in iRODS") from exc
+        raise Missing(f"{action} {path}: does not exist in iRODS") from exc
 
 
 class IrodsCatalog:
@@ -210,12 +219,14 @@ class IrodsCatalog:
         with irods_errors("creating collection", path):
             self.session.collections.create(path, recurse=True)
 
-    def remove_collection(self, path: str, *, unregister: bool) -> None:
+    def remove_empty_collection(self, path: str, *, unregister: bool) -> None:
+        """Remove ``path`` if it is empty (never recursively, never forced): iRODS refuses a
+        collection that holds anything (CAT_COLLECTION_NOT_EMPTY); :class:`Missing` if it is gone."""
         with irods_errors("removing collection", path):
             if unregister:
-                self.session.collections.unregister(path, recurse=True)
+                self.session.collections.unregister(path, recurse=False)
             else:
-                self.session.collections.remove(path, recurse=True, force=True)
+                self.session.collections.remove(path, recurse=False, force=False)
 
     # ---------------------------------------------------------------- data objects
     def register(

@@ -106,6 +106,11 @@ def translated_errors(url: str = "") -> Iterator[None]:
             ) from exc
         if text.startswith(("LOADING", "BUSY", "READONLY", "TRYAGAIN", "MASTERDOWN")):
             raise StoreUnavailable(f"Redis{where} is not ready: {exc}") from exc
+        if isinstance(exc, redis.exceptions.OutOfMemoryError) or "used memory > 'maxmemory'" in text:
+            # maxmemory reached (noeviction): writes are refused until memory is freed. Retryable:
+            # workers back off and carry on, and nothing they hold is lost meanwhile. (redis-py
+            # drops the "OOM" prefix; a pipeline prefixes "Command # N (...) of pipeline caused error".)
+            raise StoreUnavailable(f"Redis{where} is out of memory (maxmemory reached): {exc}") from exc
         raise PermanentError(f"Redis{where} refused a command: {exc}") from exc
     except redis.RedisError as exc:
         raise StoreUnavailable(f"Redis{where} failed: {exc}") from exc

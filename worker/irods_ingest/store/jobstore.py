@@ -17,7 +17,7 @@ from typing import Any
 
 import redis
 
-from irods_ingest.config import JobConfig, cache_generation
+from irods_ingest.config import DEFAULT_MAX_FAILURE_RECORDS, JobConfig, cache_generation
 from irods_ingest.errors import PermanentError
 from irods_ingest.store import lua
 from irods_ingest.store.connection import translated_errors
@@ -32,14 +32,37 @@ COUNTERS = (
     "files_excluded",
     "files_failed",
     "files_deleted",
+    "collections_deleted",  # emptied collections removed after their source directory vanished
     "bytes_discovered",
     "bytes_synced",
     "tasks_enqueued",
     "tasks_done",
     "tasks_failed",
+    "failures_dropped",  # failure records not stored (beyond the job's max_failure_records)
 )
 _COUNTER_NAMES = frozenset(COUNTERS)
 ACTIVE_STATES = frozenset({"running", "finishing"})
+# What one failure record may hold, in bytes of its JSON (as it is stored): a reason, a
+# traceback (its end: where it was raised), and any other text field (a path).
+MAX_REASON_BYTES = 2048
+MAX_TRACEBACK_BYTES = 4000
+MAX_RECORD_FIELD_BYTES = 4096
+_CLIPPED = "[...]"
+
+
+def clipped(text: str, limit: int, *, keep_end: bool = False) -> str:
+    """``text`` in at most ``limit`` bytes once JSON-escaped (ASCII-only, as records are
+    stored), cut at its end (or, ``keep_end``, at its start) with a marker."""
+    if len(json.dumps(text)) - 2 <= limit:
+        return text
+    budget = max(0, limit - len(_CLIPPED))
+    chars = min(len(text), budget)
+    while True:
+        part = text[len(text) - chars :] if keep_end else text[:chars]
+        size = len(json.dumps(part)) - 2
+        if size <= budget:
+            return _CLIPPED + part if keep_end else part + _CLIPPED
+        chars = max(0, min(chars - 1, chars * budget // size))
 
 
 def new_run_id() -> str:
@@ -60,6 +83,12 @@ class TaskOutcome:
     finalize: bool = False
     error: str = ""
     cache_generation: str = ""
+    # Deleting a vanished collection (keys.py, ``joins``): collections whose removal now waits
+    # for this many of the enqueued tasks, with the task that removes them once they are done;
+    # more tasks to wait for; the collection one of whose tasks this was ("" for none).
+    join_open: list[tuple[str, int, Task]] = field(default_factory=list)
+    join_add: dict[str, int] = field(default_factory=dict)
+    join_done: str = ""
 
     def count(self, name: str, delta: int = 1) -> None:
         if name not in _COUNTER_NAMES:
@@ -110,16 +139,33 @@ def _str(value: bytes | str | None) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+# Failure-record fields that identify things rather than describe them.
+_NOT_REDACTED = frozenset({"path", "task", "kind", "outcome"})
+
+
+def _failure_record(raw: bytes | str) -> dict[str, Any]:
+    try:
+        record = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        record = None
+    if not isinstance(record, dict):
+        return {"path": "", "reason": "(unreadable failure record)", "kind": "invalid"}
+    return record
+
+
 def list_jobs(client: redis.Redis) -> list[str]:
     with translated_errors():
         return sorted(_str(name) for name in client.smembers(JOBS_INDEX))
 
 
 class JobStore:
-    def __init__(self, client: redis.Redis, job: str) -> None:
+    def __init__(self, client: redis.Redis, job: str, *, redact: Callable[[str], str] | None = None) -> None:
         self.client = client
         self.job = job
         self.keys = JobKeys(job)
+        # A worker's secrets out of every failure record and run error before they reach
+        # Redis (irods_ingest.redact); None for the controller, which writes no user text.
+        self._redact = redact
         self._start = client.register_script(lua.START_RUN)
         self._stop = client.register_script(lua.STOP_RUN)
         self._promote = client.register_script(lua.PROMOTE_DUE)
@@ -232,6 +278,7 @@ class JobStore:
                     self.keys.failures,
                     self.keys.history,
                     JOBS_INDEX,
+                    self.keys.joins,
                 ],
                 args=[
                     run_id,
@@ -265,7 +312,7 @@ class JobStore:
     def stop_run(self, reason: str = "stopped by request") -> bool:
         with translated_errors():
             status, _ = self._stop(
-                keys=[self.keys.run, self.keys.queue, self.keys.delayed, self.keys.history],
+                keys=[self.keys.run, self.keys.queue, self.keys.delayed, self.keys.history, self.keys.joins],
                 args=[f"{time.time():.3f}", reason],
             )
         return _str(status) == "stopped"
@@ -305,10 +352,13 @@ class JobStore:
         return [json.loads(item) for item in raw]
 
     def failures(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """The run's failure records, newest first. Workers write them (and anyone holding a
+        worker's credential could write anything): a record that is not a JSON object comes
+        back as one saying so, never as an exception in the reader."""
         end = -1 if limit is None else limit - 1
         with translated_errors():
             raw = self.client.lrange(self.keys.failures, 0, end)
-        return [json.loads(item) for item in raw]
+        return [_failure_record(item) for item in raw]
 
     # ----------------------------------------------------------------- queue
     def register_worker(self, worker_id: str, ttl: float) -> None:
@@ -368,10 +418,14 @@ class JobStore:
         payload = {
             "counters": outcome.counters or {"tasks_done": 0},
             "delay": [[due, t.encode()] for due, t in outcome.delay],
-            "failures": [json.dumps(f, ensure_ascii=True) for f in outcome.failures],
+            "failures": [json.dumps(self._fit(f), ensure_ascii=True) for f in outcome.failures],
+            "max_failures": self._max_failure_records(),
             "cache": cache_ops,
             "finalize": outcome.finalize,
-            "error": outcome.error,
+            "error": clipped(self._redacted(outcome.error), MAX_REASON_BYTES),
+            "join_open": [[c, n, t.encode()] for c, n, t in outcome.join_open],
+            "join_add": [[c, n] for c, n in outcome.join_add.items() if n],
+            "join_done": outcome.join_done,
         }
         with translated_errors():
             result = self._ack(
@@ -384,6 +438,7 @@ class JobStore:
                     self.keys.claimers,
                     self.keys.history,
                     self.keys.cache_marker(outcome.cache_generation or "-"),
+                    self.keys.joins,
                     *cache_keys,
                 ],
                 args=[
@@ -401,12 +456,41 @@ class JobStore:
             )
         return _str(result)
 
-    def requeue(self, *, max_attempts: int, only_worker: str = "", count_attempt: bool = True) -> tuple[int, int]:
+    def _redacted(self, text: str) -> str:
+        return self._redact(text) if self._redact is not None and text else text
+
+    def _fit(self, record: dict[str, Any]) -> dict[str, Any]:
+        """A failure record as it may be stored: secrets redacted, then every text capped
+        (redacting first: a cut must never leave the start of a secret behind)."""
+        fitted: dict[str, Any] = {}
+        for name, value in record.items():
+            if isinstance(value, str):
+                # Free text only: a path names a file (a retry redoes it by that name), and a
+                # file named like a password is no leak of it.
+                if name not in _NOT_REDACTED:
+                    value = self._redacted(value)
+                if name == "traceback":
+                    value = clipped(value, MAX_TRACEBACK_BYTES, keep_end=True)
+                else:
+                    value = clipped(value, MAX_REASON_BYTES if name == "reason" else MAX_RECORD_FIELD_BYTES)
+            fitted[name] = value
+        return fitted
+
+    def _max_failure_records(self) -> int:
+        """The run's failure-record cap: from the config this store last read (a worker reads
+        it before every task, with ``run_and_config``), else the default."""
+        return self._config.max_failure_records if self._config is not None else DEFAULT_MAX_FAILURE_RECORDS
+
+    def requeue(
+        self, *, max_attempts: int, only_worker: str = "", count_attempt: bool = True, max_failure_records: int | None = None
+    ) -> tuple[int, int]:
         """Return dead workers' tasks (or one worker's, on warm shutdown) to the queue."""
         run_id = self.current_run_id() or ""
+        cap = max_failure_records if max_failure_records is not None else self._max_failure_records()
         with translated_errors():
             moved, dead = self._requeue(
-                keys=[self.keys.run, self.keys.queue, self.keys.delayed, self.keys.claimers, self.keys.failures],
+                keys=[self.keys.run, self.keys.queue, self.keys.delayed, self.keys.claimers, self.keys.failures,
+                      self.keys.joins],
                 args=[
                     self.keys.processing_prefix,
                     self.keys.heartbeat_prefix,
@@ -415,6 +499,7 @@ class JobStore:
                     only_worker,
                     "1" if count_attempt else "0",
                     self._finalize_raw(run_id),
+                    cap,
                 ],
             )
         return int(moved), int(dead)
@@ -490,14 +575,20 @@ class JobStore:
 
     # ----------------------------------------------------------------- S3 listing bookkeeping
     def remember_seen(self, run_id: str, directory: str, names: Iterable[str]) -> None:
-        """Add one listing page's names to what run ``run_id`` saw of ``directory`` (idempotent)."""
+        """Add one listing page's names to what run ``run_id`` saw of ``directory`` (idempotent).
+
+        The set's key goes into the run's index in the same transaction, so that the end of
+        the run finds every set by name (:meth:`forget_run_seen`), never by SCAN."""
         key = self.keys.seen(run_id, directory)
+        index = self.keys.seen_index(run_id)
         members = list(names)
         with translated_errors():
             pipe = self.client.pipeline(transaction=True)
             # An empty page still marks the prefix as being listed (the last page checks that).
             pipe.sadd(key, "", *members)
             pipe.expire(key, SEEN_TTL_SECONDS)
+            pipe.sadd(index, key)
+            pipe.expire(index, SEEN_TTL_SECONDS)
             pipe.execute()
 
     def seen_started(self, run_id: str, directory: str) -> bool:
@@ -514,21 +605,28 @@ class JobStore:
         return {name for name, flag in zip(names, flags, strict=True) if flag}
 
     def forget_seen(self, run_id: str, directory: str) -> None:
+        key = self.keys.seen(run_id, directory)
         with translated_errors():
-            self.client.unlink(self.keys.seen(run_id, directory))
+            pipe = self.client.pipeline(transaction=True)
+            pipe.unlink(key)
+            pipe.srem(self.keys.seen_index(run_id), key)
+            pipe.execute()
 
     def forget_run_seen(self, run_id: str) -> int:
-        """Remove every listing bookkeeping set of run ``run_id`` (at its end)."""
-        deleted = 0
+        """Remove every listing bookkeeping set of run ``run_id`` (at its end), and its index.
+
+        By name, from the index: a worker never SCANs (its Redis user may reach only its own
+        job's keys). Only names of this run's sets are deleted, whatever the index holds.
+        Returns the number of sets deleted."""
+        index = self.keys.seen_index(run_id)
+        prefix = self.keys.seen_prefix(run_id)
         with translated_errors():
-            batch: list[bytes] = []
-            for key in self.client.scan_iter(match=f"{self.keys.seen_prefix(run_id)}*", count=1000):
-                batch.append(key)
-                if len(batch) >= 500:
-                    deleted += int(self.client.unlink(*batch))
-                    batch = []
-            if batch:
-                deleted += int(self.client.unlink(*batch))
+            members = [_str(m) for m in self.client.smembers(index)]
+            own = [m for m in members if m.startswith(prefix) and len(m) > len(prefix)]
+            deleted = 0
+            for start in range(0, len(own), 500):
+                deleted += int(self.client.unlink(*own[start : start + 500]))
+            self.client.unlink(index)
         return deleted
 
     # ----------------------------------------------------------------- removal

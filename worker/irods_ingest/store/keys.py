@@ -27,7 +27,9 @@ Per job ``J`` (hash tag ``{J}``)
   ii:{J}:claimers                 SET    worker ids that may hold tasks in a processing list
   ii:{J}:processing:{W}           LIST   tasks claimed by worker W (BLMOVE target), removed on ack
   ii:{J}:heartbeat:{W}            STRING worker W's liveness; expires (TTL) when W dies
-  ii:{J}:failures                 LIST   per-file/per-task failures of the current run (JSON), newest first
+  ii:{J}:failures                 LIST   per-file/per-task failures of the current run (JSON), newest first;
+                                         the ACK/REQUEUE scripts keep the run's first max_failure_records
+                                         and count the rest in the run's failures_dropped
   ii:{J}:history                  LIST   summaries of finished runs (JSON), newest first, capped
   iic:{J}:handler:{H}             STRING event-handler source with content hash H
   ii:{J}:cache:{G}:{D}            HASH   change-detection cache for source directory with digest D:
@@ -47,6 +49,13 @@ Per job ``J`` (hash tag ``{J}``)
                                          collection and the change cache against it (deletes, stale cache)
                                          and removes it; a TTL (SEEN_TTL_SECONDS, renewed per page) and the
                                          run's FINALIZE task remove what a stopped or failed listing left
+  ii:{J}:seen-index:{R}           SET    the seen-set keys of run R, added with each set (same transaction)
+                                         and removed with it: FINALIZE forgets a run's sets by name, never
+                                         by SCAN (a worker touches only its own job's keys, by name)
+  ii:{J}:joins                    HASH   deleting a vanished collection C: "n:C" -> DELETE tasks of C's
+                                         contents not yet acknowledged, "t:C" -> the task that removes C
+                                         once they are (pushed by the ack that counts "n:C" down to 0).
+                                         Emptied by the runs' start, stop and FINALIZE
 
 Bounded by design: a finished run's queue/delayed/processing lists are empty by
 definition; ``failures`` is cleared when the next run starts; ``history`` is capped at
@@ -61,9 +70,35 @@ from typing import Final
 
 PREFIX: Final = "ii"
 CONTROL_PREFIX: Final = "iic"  # written by the controller only; read-only for workers
-# The Redis ACL rules for the workers' user (the chart's bundled Redis uses exactly these):
-# everything under ii:*, read-only under iic:*, no administration.
-WORKER_ACL_RULES: Final = f"~{PREFIX}:* %R~{CONTROL_PREFIX}:* &* +@all -@admin -@dangerous +info"
+# The commands a worker sends, and nothing else (its Lua scripts run their redis.call()s
+# under the same user, so those count too). No SCAN/KEYS (key names of other jobs), no
+# FUNCTION, SCRIPT FLUSH/KILL, CONFIG, pub/sub or SELECT (unless the URL names a database:
+# see worker_acl_rules). tests/security/test_attack_redis_credentials.py holds workers to it.
+WORKER_COMMANDS: Final = (
+    # connection
+    "ping", "hello",  # (redis-py's CLIENT SETINFO is refused and ignored: Redis 7.0 lacks it)
+    # claiming, heartbeats, bookkeeping
+    "blmove", "lmove", "llen", "lrange", "zcard", "smembers", "sadd", "srem", "sismember", "smismember",
+    "get", "set", "del", "unlink", "exists", "expire", "pexpire",
+    "hget", "hgetall", "hmget", "hset", "hscan", "hincrby",
+    "multi", "exec", "discard",
+    # the queue's Lua scripts (EVALSHA; SCRIPT LOAD when Redis does not know a script yet)
+    "evalsha", "script|load", "script|exists",
+    "lpush", "rpush", "lrem", "ltrim", "rpop", "zadd", "zrem", "zrangebyscore", "hdel",
+)  # fmt: skip
+
+
+def worker_acl_rules(key_pattern: str, control_pattern: str, *, select: bool = False) -> str:
+    """ACL rules (after the user's passwords) for workers: read-write ``key_pattern``,
+    read-only ``control_pattern``, no channels, exactly :data:`WORKER_COMMANDS`."""
+    commands = " ".join(f"+{c}" for c in (*WORKER_COMMANDS, *(("select",) if select else ())))
+    return f"resetkeys ~{key_pattern} %R~{control_pattern} resetchannels -@all {commands}"
+
+
+# The rules of a shared workers' user (every job; the chart's `shared` credential mode):
+# everything under ii:*, read-only under iic:*. A holder can disturb every job's queue, so
+# the default is a user per job (JobKeys.worker_acl_rules).
+WORKER_ACL_RULES: Final = worker_acl_rules(f"{PREFIX}:*", f"{CONTROL_PREFIX}:*")
 JOBS_INDEX: Final = f"{PREFIX}:jobs"
 HISTORY_LIMIT: Final = 50
 SEEN_TTL_SECONDS: Final = 7 * 24 * 3600
@@ -157,9 +192,23 @@ class JobKeys:
     def seen(self, run_id: str, relative_dir: str) -> str:
         return f"{self.seen_prefix(run_id)}{directory_digest(relative_dir)}"
 
+    def seen_index(self, run_id: str) -> str:
+        return f"{self._base}:seen-index:{run_id}"
+
+    @property
+    def joins(self) -> str:
+        return f"{self._base}:joins"
+
     @property
     def stop(self) -> str:
         return f"{self._base}:stop"
+
+    def worker_acl_rules(self, *, select: bool = False) -> str:
+        """ACL rules of this job's own workers' user: its keys only (see :func:`worker_acl_rules`)."""
+        if any(c in self.job for c in "*?[]\\ "):
+            # ACL key patterns are globs: a job named "a*" would reach the keys of every "a..." job.
+            raise ValueError(f"job name {self.job!r} holds glob or space characters; it cannot have a credential of its own")
+        return worker_acl_rules(f"{self._base}:*", f"{self._control_base}:*", select=select)
 
     def all_patterns(self) -> list[str]:
         """SCAN patterns covering every key of this job (for deletion)."""

@@ -39,7 +39,39 @@ local function maybe_finish(run_key, queue_key, delayed_key, claimers_key, proce
 end
 """
 
-# KEYS: job, run, queue, delayed, failures, history, jobs_index
+# Failure records are capped per run: a record is pushed only while the list holds fewer
+# than the job's max_failure_records; the rest are counted (failures_dropped), never stored.
+_PUSH_FAILURES: Final = """
+local function push_failures(run_key, failures_key, records, cap)
+  local dropped = 0
+  for _, raw in ipairs(records) do
+    if redis.call('LLEN', failures_key) < cap then
+      redis.call('LPUSH', failures_key, raw)
+    else
+      dropped = dropped + 1
+    end
+  end
+  if dropped > 0 then redis.call('HINCRBY', run_key, 'failures_dropped', dropped) end
+end
+"""
+
+# A vanished collection is removed once the DELETE tasks of its contents are acknowledged
+# (keys.py, ``joins``): each of them counts "n:<collection>" down when its ack applies, and
+# the one that reaches 0 queues the removal task stored in "t:<collection>". Acks apply
+# exactly once per task, so the removal is queued exactly once, after the last of them.
+_JOIN_DONE: Final = """
+local function join_done(joins_key, run_key, queue_key, collection)
+  if redis.call('HINCRBY', joins_key, 'n:' .. collection, -1) > 0 then return end
+  local release = redis.call('HGET', joins_key, 't:' .. collection)
+  redis.call('HDEL', joins_key, 'n:' .. collection, 't:' .. collection)
+  if release then
+    redis.call('LPUSH', queue_key, release)
+    redis.call('HINCRBY', run_key, 'tasks_enqueued', 1)
+  end
+end
+"""
+
+# KEYS: job, run, queue, delayed, failures, history, jobs_index, joins
 # ARGV: run_id, now, initial tasks (JSON array of raw tasks), config_json, force ("1" to replace
 #       an active run), job name, files already known (a retry run), run kind (full | retry)
 START_RUN: Final = """
@@ -60,7 +92,7 @@ if state then
   redis.call('LPUSH', KEYS[6], cjson.encode(obj))
   redis.call('LTRIM', KEYS[6], 0, 49)
 end
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[8])
 redis.call('HSET', KEYS[1], 'config', ARGV[4], 'run', ARGV[1])
 local initial = cjson.decode(ARGV[3])
 redis.call('HSET', KEYS[2], 'id', ARGV[1], 'state', 'running', 'started', ARGV[2], 'tasks_enqueued', #initial,
@@ -70,12 +102,12 @@ redis.call('SADD', KEYS[7], ARGV[6])
 return {'started', ARGV[1]}
 """
 
-# KEYS: run, queue, delayed, history
+# KEYS: run, queue, delayed, history, joins
 # ARGV: now, reason
 STOP_RUN: Final = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if state ~= 'running' and state ~= 'finishing' then return {'idle', state or ''} end
-redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[5])
 redis.call('HSET', KEYS[1], 'state', 'stopped', 'ended', ARGV[1], 'error', ARGV[2])
 local summary = redis.call('HGETALL', KEYS[1])
 local obj = {}
@@ -96,11 +128,13 @@ return #due
 """
 
 # Acknowledge one task with its whole outcome.
-# KEYS: run, queue, delayed, processing(W), failures, claimers, history, cache marker, cache keys...
+# KEYS: run, queue, delayed, processing(W), failures, claimers, history, cache marker, joins, cache keys...
 # ARGV: raw task, run id, outcome JSON, processing prefix, finalize raw, now, E, F, then E raw
 #       tasks to ``enqueue`` and F raw tasks to ``enqueue_first``
-# outcome: {counters={}, delay=[[score, raw]], failures=[raw], cache=[[key_index, field, value_or_false]],
-#           finalize=bool, error=str}
+# outcome: {counters={}, delay=[[score, raw]], failures=[raw], max_failures=N,
+#           cache=[[key_index, field, value_or_false]], finalize=bool, error=str,
+#           join_open=[[collection, tasks, raw removal task]], join_add=[[collection, tasks]],
+#           join_done=collection or ''}
 # The new tasks travel as arguments of their own, not inside the outcome JSON: a first-sync
 # scan's ack carries thousands of names, and JSON inside JSON would be escaped by the worker
 # and decoded by the script only to be pushed again as they were.
@@ -112,6 +146,8 @@ return #due
 ACK: Final = (
     _IN_FLIGHT
     + _MAYBE_FINISH
+    + _PUSH_FAILURES
+    + _JOIN_DONE
     + """
 if redis.call('LREM', KEYS[4], -1, ARGV[1]) == 0 then
   -- the reaper already returned this task to the queue: its redelivery will count it
@@ -139,9 +175,16 @@ for _, item in ipairs(outcome.delay) do
   enqueued = enqueued + 1
 end
 if enqueued > 0 then redis.call('HINCRBY', KEYS[1], 'tasks_enqueued', enqueued) end
-for _, raw in ipairs(outcome.failures) do
-  redis.call('LPUSH', KEYS[5], raw)
+-- joins: open and add before this task's own count-down, so that none reaches 0 early
+for _, item in ipairs(outcome.join_open or {}) do
+  redis.call('HINCRBY', KEYS[9], 'n:' .. item[1], item[2])
+  redis.call('HSET', KEYS[9], 't:' .. item[1], item[3])
 end
+for _, item in ipairs(outcome.join_add or {}) do
+  redis.call('HINCRBY', KEYS[9], 'n:' .. item[1], item[2])
+end
+if outcome.join_done and outcome.join_done ~= '' then join_done(KEYS[9], KEYS[1], KEYS[2], outcome.join_done) end
+push_failures(KEYS[1], KEYS[5], outcome.failures, tonumber(outcome.max_failures) or 1000)
 local sets, dels = {}, {}
 for _, op in ipairs(outcome.cache) do
   local group = dels
@@ -157,8 +200,8 @@ local function apply(command, key, args)
     redis.call(command, key, unpack(args, first, math.min(first + 999, #args)))
   end
 end
-for index, args in pairs(sets) do apply('HSET', KEYS[8 + index], args) end
-for index, args in pairs(dels) do apply('HDEL', KEYS[8 + index], args) end
+for index, args in pairs(sets) do apply('HSET', KEYS[9 + index], args) end
+for index, args in pairs(dels) do apply('HDEL', KEYS[9 + index], args) end
 -- the marker promises scans that this generation has a cache to read (see keys.py)
 if next(sets) ~= nil then redis.call('SET', KEYS[8], '1') end
 if outcome.error and outcome.error ~= '' then redis.call('HSET', KEYS[1], 'error', outcome.error) end
@@ -169,6 +212,7 @@ if outcome.finalize then
   local final = 'done'
   if failed > 0 or tasks_failed > 0 or (err and err ~= '') then final = 'failed' end
   redis.call('HSET', KEYS[1], 'state', final, 'ended', ARGV[6])
+  redis.call('DEL', KEYS[9])
   local summary = redis.call('HGETALL', KEYS[1])
   local obj = {}
   for i = 1, #summary, 2 do obj[summary[i]] = summary[i + 1] end
@@ -184,12 +228,18 @@ return 'ok'
 # Return the tasks of workers whose heartbeat expired (or of one named worker, for a
 # warm shutdown) to the queue.  A task that was in flight when its worker died counts an
 # attempt; past max_attempts it is dead-lettered, so a poison task cannot crash-loop.
-# KEYS: run, queue, delayed, claimers, failures
+# A returned task is marked redelivered ("rd"): its earlier delivery's outcome can never be
+# applied any more (its ack finds it gone from the processing list: "stale"), so work that
+# delivery did (an object it deleted) is the redelivery's to count. A dead-lettered task
+# counts its join down (a vanished collection's removal must not wait for it for ever).
+# KEYS: run, queue, delayed, claimers, failures, joins
 # ARGV: processing prefix, heartbeat prefix, max attempts, now, only-worker ('' = all dead),
-#       count attempt ('1'/'0'), finalize raw
+#       count attempt ('1'/'0'), finalize raw, max failure records
 REQUEUE: Final = (
     _IN_FLIGHT
     + _MAYBE_FINISH
+    + _PUSH_FAILURES
+    + _JOIN_DONE
     + """
 local moved, dead_lettered = 0, 0
 local run_id = redis.call('HGET', KEYS[1], 'id')
@@ -202,21 +252,29 @@ for _, worker in ipairs(redis.call('SMEMBERS', KEYS[4])) do
     while true do
       local raw = redis.call('RPOP', plist)
       if not raw then break end
-      local task = cjson.decode(raw)
-      if task.run == run_id then
-        if ARGV[6] == '1' then task.attempt = (task.attempt or 0) + 1 end
+      local decoded, task = pcall(cjson.decode, raw)
+      if not decoded or type(task) ~= 'table' then
+        -- Not a task (a forged or damaged payload): back to the queue as it is, where the
+        -- claiming worker dead-letters it with its reason. It must not stop the reaper.
+        redis.call('RPUSH', KEYS[2], raw)
+        moved = moved + 1
+      elseif task.run == run_id then
+        task.attempt = tonumber(task.attempt) or 0
+        if ARGV[6] == '1' then task.attempt = task.attempt + 1 end
         if task.attempt > tonumber(ARGV[3]) then
           local files = 0
           if task.entries then files = #task.entries end
           if task.paths then files = files + #task.paths end
           redis.call('HINCRBY', KEYS[1], 'tasks_failed', 1)
           redis.call('HINCRBY', KEYS[1], 'files_failed', files)
-          redis.call('LPUSH', KEYS[5], cjson.encode({
+          push_failures(KEYS[1], KEYS[5], {cjson.encode({
             task = task.id, kind = task.kind, path = task.dir or '', attempts = task.attempt,
             reason = 'a worker died while processing this task ' .. task.attempt .. ' times',
-            time = tonumber(ARGV[4]), files = files}))
+            time = tonumber(ARGV[4]), files = files})}, tonumber(ARGV[8]) or 1000)
+          if type(task.af) == 'string' and task.af ~= '' then join_done(KEYS[6], KEYS[1], KEYS[2], task.af) end
           dead_lettered = dead_lettered + 1
         else
+          task.rd = 1
           redis.call('RPUSH', KEYS[2], cjson.encode(task))
           moved = moved + 1
         end

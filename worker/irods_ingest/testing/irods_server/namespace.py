@@ -126,15 +126,16 @@ class Namespace:
         return self.catalog.collection_or_raise(path)
 
     def trash_path(self, who: Identity, path: str) -> str:
-        """``rsMkTrashPath``: ``/zone/trash/home/<client user>/...`` for the object's logical path."""
-        zone, user = self.catalog.zone, who.client.name
+        """``rsMkTrashPath``: ``/zone/trash/home/<client user>/<rest>``, where ``<rest>`` is the
+        path below the zone without a leading ``home/`` and, after it, without the client's own
+        ``<user>/`` (or ``<user>#...``) segment; a user of another zone is ``user#zone``."""
+        zone, name = self.catalog.zone, who.client.name
         rest = path[len(f"/{zone}/") :]
         if rest.startswith("home/"):
             rest = rest[len("home/") :]
-            if rest == user or rest.startswith(user + "/"):
-                return f"/{zone}/trash/home/{rest}"
-            return f"/{zone}/trash/home/{user}/{rest}"
-        return f"/{zone}/trash/home/{user}/{rest}"
+            if rest.startswith(name) and rest[len(name) : len(name) + 1] in ("/", "#") and "/" in rest:
+                rest = rest.split("/", 1)[1]
+        return f"/{zone}/trash/home/{self.catalog.home_name(name, who.client.zone)}/{rest}"
 
     def _free_name(self, path: str) -> str:
         """Append ``.<random>`` while the name is taken (``appendRandomToPath``)."""
@@ -202,7 +203,10 @@ class Namespace:
             for data_id in data_ids:
                 self._not_locked(data_id, path)
                 self._require(who, data_id, DELETE_OBJECT, path, options)
-            if not unregister and not force:
+            # Only a recursive removal goes to the trash (_rsRmCollRecur -> rsMvCollToTrash);
+            # without RECURSIVE_OPR__KW rsRmColl calls _rsRmColl -> svrUnregColl, which drops the
+            # (empty) collection's catalog entry, trash or no trash, forced or not.
+            if not unregister and not force and "recursiveOpr" in options:
                 self._collection_to_trash(who, path, colls)
                 return
             with self.catalog.transaction():
