@@ -4,6 +4,7 @@ pytest_plugins = [
     "testsupport.redis_fixtures",
     "testsupport.irods_fixtures",
     "testsupport.kube_fixtures",
+    "testsupport.operator_fixtures",
     "testsupport.helm_fixtures",
     "testsupport.ingest_fixtures",
     "testsupport.s3_fixtures",

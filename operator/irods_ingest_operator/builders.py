@@ -6,6 +6,7 @@ import. The adapter that applies these objects owns every side effect.
 
 from __future__ import annotations
 
+import base64
 import copy
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -15,9 +16,11 @@ from enum import StrEnum
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from irods_ingest_operator.admission import WorkerPodPolicy
 from irods_ingest_operator.constants import (
     API_VERSION,
     COMPONENT_LABELS,
+    CREDENTIAL_VERSION_ANNOTATION,
     ENV_AWS_ACCESS_KEY_ID,
     ENV_AWS_SECRET_ACCESS_KEY,
     ENV_IRODS_ENVIRONMENT_FILE,
@@ -34,6 +37,8 @@ from irods_ingest_operator.constants import (
     WORKER_CONTAINER_NAME,
     WORKER_DEPLOYMENT_SUFFIX,
     WORKER_METRICS_PORT,
+    WORKER_REDIS_SECRET_KEY,
+    WORKER_REDIS_SECRET_SUFFIX,
     WORKER_TMP_PATH,
     ConditionStatus,
     ConditionType,
@@ -139,6 +144,35 @@ def worker_labels(job_name: str) -> dict[str, str]:
     return {**COMPONENT_LABELS, LABEL_INSTANCE: job_name}
 
 
+def worker_redis_secret_name(job_name: str) -> str:
+    return f"{job_name}{WORKER_REDIS_SECRET_SUFFIX}"
+
+
+def job_redis_endpoint(job_name: str) -> RedisEndpoint:
+    """Where a job's workers find their own Redis credential (perJob mode)."""
+    return RedisEndpoint(url_secret=SecretKeyRef(worker_redis_secret_name(job_name), WORKER_REDIS_SECRET_KEY))
+
+
+# --- The workers' Redis credential (perJob mode) ----------------------------------------------
+def build_worker_redis_secret(job: JobRef | Mapping[str, Any], *, url: str, version: str) -> dict[str, Any]:
+    """The Secret holding a job's worker Redis URL (with the job's own user and password), for
+    server-side apply. Owned by the SyncJob, so the garbage collector removes it with the job."""
+    ref = _as_job_ref(job)
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": worker_redis_secret_name(ref.name),
+            "namespace": ref.namespace,
+            "labels": worker_labels(ref.name),
+            "annotations": {CREDENTIAL_VERSION_ANNOTATION: version},
+            "ownerReferences": [ref.owner_reference()],
+        },
+        "type": "Opaque",
+        "data": {WORKER_REDIS_SECRET_KEY: base64.b64encode(url.encode()).decode()},
+    }
+
+
 # --- The worker Deployment --------------------------------------------------------------------
 def build_worker_deployment(
     job: JobRef | Mapping[str, Any],
@@ -149,6 +183,8 @@ def build_worker_deployment(
     redis: RedisEndpoint,
     service_account_name: str | None = None,
     termination_grace_period_seconds: int = DEFAULT_TERMINATION_GRACE_SECONDS,
+    pod_policy: WorkerPodPolicy | None = None,
+    credential_version: str | None = None,
 ) -> dict[str, Any]:
     """The job's worker Deployment, for server-side apply.
 
@@ -161,6 +197,12 @@ def build_worker_deployment(
         raise ValueError(f"replicas must be >= 0, not {replicas}")
     ref = _as_job_ref(job)
     labels = worker_labels(ref.name)
+    template_metadata: dict[str, Any] = {"labels": dict(labels)}
+    if credential_version is not None:
+        # A rotated credential is in the Secret, but env from a Secret is read at container
+        # start: a new version in the template rolls the pods onto it (the previous password
+        # stays valid meanwhile, see irods_ingest.store.acl).
+        template_metadata["annotations"] = {CREDENTIAL_VERSION_ANNOTATION: credential_version}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -175,7 +217,7 @@ def build_worker_deployment(
             "revisionHistoryLimit": 3,
             "selector": {"matchLabels": worker_selector(ref.name)},
             "template": {
-                "metadata": {"labels": dict(labels)},
+                "metadata": template_metadata,
                 "spec": _worker_pod_spec(
                     ref,
                     spec,
@@ -183,6 +225,7 @@ def build_worker_deployment(
                     redis=redis,
                     service_account_name=service_account_name,
                     termination_grace_period_seconds=termination_grace_period_seconds,
+                    pod_policy=pod_policy or WorkerPodPolicy(),
                 ),
             },
         },
@@ -197,15 +240,29 @@ def _worker_pod_spec(
     redis: RedisEndpoint,
     service_account_name: str | None,
     termination_grace_period_seconds: int,
+    pod_policy: WorkerPodPolicy,
 ) -> dict[str, Any]:
-    volumes, mounts = _worker_volumes(spec)
+    volumes, mounts = _worker_volumes(spec, pod_policy)
+    # Fixed by the cluster admin (operator settings), never by the SyncJob: a non-root user
+    # and group, so the pod passes the "restricted" Pod Security Standard whatever the image.
+    security: dict[str, Any] = {
+        "runAsNonRoot": True,
+        "runAsUser": pod_policy.run_as_user,
+        "runAsGroup": pod_policy.run_as_group,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    if pod_policy.fs_group is not None:
+        security["fsGroup"] = pod_policy.fs_group
+        security["fsGroupChangePolicy"] = "OnRootMismatch"
     pod: dict[str, Any] = {
         # Workers never call the Kubernetes API.
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": termination_grace_period_seconds,
-        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-        "containers": [_worker_container(ref, spec, image_default=image_default, redis=redis, mounts=mounts)],
+        "securityContext": security,
+        "containers": [
+            _worker_container(ref, spec, image_default=image_default, redis=redis, mounts=mounts, pod_policy=pod_policy)
+        ],
         "volumes": volumes,
     }
     if service_account_name is not None:
@@ -220,6 +277,7 @@ def _worker_container(
     image_default: str,
     redis: RedisEndpoint,
     mounts: list[dict[str, Any]],
+    pod_policy: WorkerPodPolicy,
 ) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": WORKER_CONTAINER_NAME,
@@ -233,6 +291,8 @@ def _worker_container(
         "volumeMounts": mounts,
         "securityContext": {
             "runAsNonRoot": True,
+            "runAsUser": pod_policy.run_as_user,
+            "runAsGroup": pod_policy.run_as_group,
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,
             "capabilities": {"drop": ["ALL"]},
@@ -241,8 +301,9 @@ def _worker_container(
     }
     if spec.workers.image_pull_policy is not None:
         container["imagePullPolicy"] = str(spec.workers.image_pull_policy)
-    if spec.workers.resources:
-        container["resources"] = copy.deepcopy(dict(spec.workers.resources))
+    resources = pod_policy.resources(spec.workers.resources)
+    if resources:
+        container["resources"] = copy.deepcopy(resources)
     return container
 
 
@@ -303,7 +364,7 @@ def _s3_transfer_env(source: S3Source) -> list[dict[str, Any]]:
     return [{"name": S3_TRANSFER_ENV[name], "value": str(value)} for name, value in values.items() if value is not None]
 
 
-def _worker_volumes(spec: SyncJobSpec) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _worker_volumes(spec: SyncJobSpec, pod_policy: WorkerPodPolicy) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     # The whole connection Secret is mounted (not just two items) so that files it also carries,
     # such as a CA certificate named in irods_environment.json, are there too.
     volumes: list[dict[str, Any]] = [
@@ -311,7 +372,8 @@ def _worker_volumes(spec: SyncJobSpec) -> tuple[list[dict[str, Any]], list[dict[
             "name": _IRODS_VOLUME,
             "secret": {"secretName": spec.destination.connection_secret.name, "defaultMode": 0o444},
         },
-        {"name": _TMP_VOLUME, "emptyDir": {}},
+        # Bounded: a full /tmp evicts this pod, never fills the node's disk.
+        {"name": _TMP_VOLUME, "emptyDir": {"sizeLimit": pod_policy.tmp_size}},
     ]
     mounts: list[dict[str, Any]] = [
         {"name": _IRODS_VOLUME, "mountPath": IRODS_CONNECTION_MOUNT_PATH, "readOnly": True},
@@ -552,6 +614,32 @@ def stabilize_replicas(
 
 
 # --- Status text ------------------------------------------------------------------------------
+MAX_FAILURE_PATH_CHARS: Final = 1024
+MAX_FAILURE_REASON_CHARS: Final = 512
+
+
+def failure_summary(record: Mapping[str, Any]) -> dict[str, Any]:
+    """One ``recentFailures`` entry from a failure record that a worker wrote: every field
+    checked and cut to size, since anyone holding a worker's Redis credential can write
+    records, and the status must stay small and valid whatever they wrote."""
+    attempts = record.get("attempts", 1)
+    moment = record.get("time", 0)
+    try:
+        attempts = min(max(int(attempts), 0), 1_000_000)
+    except (TypeError, ValueError, OverflowError):
+        attempts = 0
+    try:
+        when = datetime.fromtimestamp(min(max(float(moment), 0.0), 253402300799.0), UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        when = datetime.fromtimestamp(0, UTC)
+    return {
+        "path": _shorten(str(record.get("path") or "(run)"), MAX_FAILURE_PATH_CHARS),
+        "reason": _shorten(str(record.get("reason") or "unknown"), MAX_FAILURE_REASON_CHARS),
+        "attempts": attempts,
+        "time": format_time(when),
+    }
+
+
 def progress_text(*, discovered: int, processed: int, running: bool) -> str | None:
     """The printer column: files processed of files discovered so far ("+" while still running).
 

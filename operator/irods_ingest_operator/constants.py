@@ -82,6 +82,11 @@ ENV_AWS_ACCESS_KEY_ID: Final = "AWS_ACCESS_KEY_ID"
 ENV_AWS_SECRET_ACCESS_KEY: Final = "AWS_SECRET_ACCESS_KEY"
 # Paths the worker pod reserves; a source path may not be one of them, inside one, or above one
 # (a source at /etc would otherwise ingest the mounted iRODS credentials).
+# perJob credentials: the Secret "<job>-worker-redis" holds the job's worker Redis URL under "url";
+# its version also annotates the pod template, so a rotation rolls the pods.
+WORKER_REDIS_SECRET_SUFFIX: Final = "-worker-redis"
+WORKER_REDIS_SECRET_KEY: Final = "url"
+CREDENTIAL_VERSION_ANNOTATION: Final = f"{GROUP}/redis-credential-version"
 WORKER_CONFIG_ROOT: Final = "/etc/irods-ingest"
 IRODS_CONNECTION_MOUNT_PATH: Final = f"{WORKER_CONFIG_ROOT}/irods"
 WORKER_TMP_PATH: Final = "/tmp"
@@ -115,6 +120,8 @@ class Reason(StrEnum):
     INVALID_SPEC = "InvalidSpec"
     HANDLER_ERROR = "HandlerError"
     HANDLER_NOT_FOUND = "HandlerNotFound"
+    NOT_ALLOWED = "NotAllowed"  # the spec asks for what the cluster admin does not allow
+    NAME_CONFLICT = "NameConflict"  # a Deployment/Secret of the name the job needs belongs to another
     REDIS_UNAVAILABLE = "RedisUnavailable"
     WORKERS_UNAVAILABLE = "WorkersUnavailable"
 
@@ -132,6 +139,7 @@ class EventReason(StrEnum):
     SUSPENDED = "Suspended"
     RESUMED = "Resumed"
     CLEANUP_INCOMPLETE = "CleanupIncomplete"
+    CREDENTIAL_ROTATED = "CredentialRotated"
 
 
 class EventType(StrEnum):

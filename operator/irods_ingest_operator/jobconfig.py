@@ -14,7 +14,7 @@ def job_key(namespace: str, name: str) -> str:
     return f"{namespace}/{name}"
 
 
-def to_job_config(spec: SyncJobSpec, *, namespace: str, name: str) -> JobConfig:
+def to_job_config(spec: SyncJobSpec, *, namespace: str, name: str, max_failure_records: int | None = None) -> JobConfig:
     if isinstance(spec.source, PathSource):
         source_path, s3 = spec.source.path, None
     else:
@@ -28,7 +28,7 @@ def to_job_config(spec: SyncJobSpec, *, namespace: str, name: str) -> JobConfig:
             region=spec.source.region,
             insecure=spec.source.insecure,
         )
-    return JobConfig(
+    config = JobConfig(
         job_name=job_key(namespace, name),
         source_path=source_path,
         s3=s3,
@@ -50,3 +50,5 @@ def to_job_config(spec: SyncJobSpec, *, namespace: str, name: str) -> JobConfig:
         verify_checksum=spec.verify_checksum,
         metadata=tuple((m.attribute, m.value, m.units or "") for m in spec.metadata),
     )
+    # The cluster admin's cap on failure records (operator settings); the engine's default otherwise.
+    return config if max_failure_records is None else config.with_changes(max_failure_records=max_failure_records)

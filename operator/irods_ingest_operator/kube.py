@@ -25,6 +25,11 @@ class NotFound(PermanentError):
     """The object does not exist."""
 
 
+class NotOurs(PermanentError):
+    """An object of the name we would write exists and belongs to something else: writing
+    it would hijack it (and, through our owner reference, have it deleted with the SyncJob)."""
+
+
 @contextmanager
 def api_errors(action: str) -> Iterator[None]:
     try:
@@ -59,6 +64,7 @@ def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
 class DeploymentState:
     replicas: int
     ready: int
+    controller_uid: str | None = None  # the uid of the object that controls it (ownerReferences)
 
 
 class KubeAdapter:
@@ -80,15 +86,55 @@ class KubeAdapter:
                 _content_type="application/apply-patch+yaml",
             )
 
+    def write_owned_secret(self, manifest: Mapping[str, Any]) -> None:
+        """Create the Secret, or replace the data of the one we made before -- never another's.
+
+        The operator may not read Secrets (it needs only create and patch), so ownership is
+        checked by the API server: the update is a JSON patch whose first operation tests that
+        the Secret's owner is this manifest's owner (a Secret of the same name that somebody
+        else made fails the test, and :class:`NotOurs` says so).
+        """
+        metadata = manifest["metadata"]
+        namespace, name = metadata["namespace"], metadata["name"]
+        owner_uid = metadata["ownerReferences"][0]["uid"]
+        # The action names the object, never its data: the error text may reach status and Events.
+        action = f"writing Secret {namespace}/{name}"
+        try:
+            with api_errors(action):
+                body: Any = dict(manifest)  # plain dicts are accepted; the hints name only model classes
+                self.core.create_namespaced_secret(namespace=namespace, body=body, field_manager=FIELD_MANAGER)
+            return
+        except RetryableError as exc:
+            if not isinstance(exc.__cause__, ApiException) or exc.__cause__.status != 409:
+                raise
+        patch = [
+            {"op": "test", "path": "/metadata/ownerReferences/0/uid", "value": owner_uid},
+            {"op": "replace", "path": "/data", "value": manifest["data"]},
+            {"op": "replace", "path": "/metadata/annotations", "value": metadata.get("annotations", {})},
+        ]
+        try:
+            with api_errors(action):
+                self.core.patch_namespaced_secret(name=name, namespace=namespace, body=patch,
+                                                  field_manager=FIELD_MANAGER, _content_type="application/json-patch+json")
+        except PermanentError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ApiException) and cause.status == 422:
+                raise NotOurs(f"Secret {namespace}/{name} already exists and was not made by the operator for this "
+                              "SyncJob; rename the SyncJob (or remove that Secret)") from None
+            raise
+
     def deployment_state(self, namespace: str, name: str) -> DeploymentState | None:
         try:
             with api_errors(f"reading Deployment {namespace}/{name}"):
                 deployment = self.apps.read_namespaced_deployment(name=name, namespace=namespace)
         except NotFound:
             return None
+        owners = (deployment.metadata.owner_references if deployment.metadata else None) or []
+        controller = next((o for o in owners if o.controller), None)
         return DeploymentState(
             replicas=int(deployment.spec.replicas or 0),
             ready=int((deployment.status and deployment.status.ready_replicas) or 0),
+            controller_uid=controller.uid if controller is not None else None,
         )
 
     def scale_deployment_if_exists(self, namespace: str, name: str, replicas: int) -> None:

@@ -34,7 +34,7 @@ from irods_ingest_operator.constants import (
 )
 from irods_ingest_operator.kube import KubeAdapter, load_api_client
 from irods_ingest_operator.reconcile import OperatorContext, Reconciler, cleanup
-from irods_ingest_operator.settings import OperatorSettings
+from irods_ingest_operator.settings import OperatorSettings, WorkerCredentials
 
 log = logging.getLogger("irods_ingest_operator")
 
@@ -136,6 +136,13 @@ def build_context(settings: OperatorSettings) -> OperatorContext:
         worker_redis=settings.worker_redis,
         scale_down_window=settings.scale_down_window,
         worker_service_account=settings.worker_service_account,
+        per_job_redis_url=(
+            settings.worker_redis_base_url if settings.worker_credentials is WorkerCredentials.PER_JOB else None
+        ),
+        credential_rotation=settings.credential_rotation,
+        admission=settings.admission,
+        pod_policy=settings.pod_policy,
+        max_failure_records=settings.max_failure_records,
     )
 
 

@@ -26,9 +26,11 @@ from typing import Any
 from irods_ingest.config import JobConfig
 from irods_ingest.control import prepare, retry_failed
 from irods_ingest.errors import ConfigError, IngestError, PermanentError
+from irods_ingest.store.acl import JobCredentials, selects_database, url_with_credentials
 from irods_ingest.store.connection import RedisClient
 from irods_ingest.store.jobstore import JobStore, RunStatus
 from irods_ingest_operator import metrics
+from irods_ingest_operator.admission import AdmissionPolicy, WorkerPodPolicy
 from irods_ingest_operator.builders import (
     DEFAULT_SCALE_DOWN_WINDOW,
     Health,
@@ -37,9 +39,12 @@ from irods_ingest_operator.builders import (
     ScaleRecommendation,
     build_event,
     build_worker_deployment,
+    build_worker_redis_secret,
     desired_replicas,
+    failure_summary,
     format_time,
     health_conditions,
+    job_redis_endpoint,
     progress_text,
     run_outcome_conditions,
     stabilize_replicas,
@@ -47,7 +52,7 @@ from irods_ingest_operator.builders import (
 )
 from irods_ingest_operator.constants import EventReason, EventType, Reason
 from irods_ingest_operator.jobconfig import to_job_config
-from irods_ingest_operator.kube import KubeAdapter, NotFound
+from irods_ingest_operator.kube import DeploymentState, KubeAdapter, NotFound, NotOurs
 from irods_ingest_operator.spec import (
     InvalidSpecError,
     SyncJobSpec,
@@ -72,9 +77,16 @@ class OperatorContext:
     redis: RedisClient
     kube: KubeAdapter
     worker_image: str
-    worker_redis: RedisEndpoint
+    worker_redis: RedisEndpoint  # shared credentials only
     scale_down_window: timedelta = DEFAULT_SCALE_DOWN_WINDOW
     worker_service_account: str | None = None
+    # perJob: each job's workers get their own Redis user (see irods_ingest.store.acl) on this
+    # URL (without credentials); None: every job's workers use worker_redis.
+    per_job_redis_url: str | None = None
+    credential_rotation: timedelta | None = None
+    admission: AdmissionPolicy = field(default_factory=AdmissionPolicy)
+    pod_policy: WorkerPodPolicy = field(default_factory=WorkerPodPolicy)
+    max_failure_records: int = 1000
 
 
 @dataclass
@@ -107,25 +119,41 @@ class Reconciler:
             spec = parse_syncjob(self.body)
         except InvalidSpecError as exc:
             return self.stalled(Reason.INVALID_SPEC, summarize_problems(exc.problems), EventReason.INVALID_SPEC)
+        refused = self.ctx.admission.problems(spec)
+        if refused:
+            return self.stalled(Reason.NOT_ALLOWED, summarize_problems(refused), EventReason.INVALID_SPEC)
         try:
             handler_source = self.handler_source(spec)
         except NotFound as exc:
             return self.stalled(Reason.HANDLER_NOT_FOUND, str(exc), EventReason.HANDLER_ERROR)
+        origin = (
+            f"event handler (ConfigMap {self.ref.namespace}/{spec.handler.config_map_name}, key {spec.handler.key!r})"
+            if spec.handler is not None else "event handler"
+        )
         try:
-            config = prepare(to_job_config(spec, namespace=self.ref.namespace, name=self.ref.name), handler_source, self.store)
+            # The operator never runs handler code (it is the tenant's, and the operator holds
+            # rights the tenant does not): syntax only here; the workers apply the handler.
+            job_config = to_job_config(spec, namespace=self.ref.namespace, name=self.ref.name,
+                                       max_failure_records=self.ctx.max_failure_records)
+            config = prepare(job_config, handler_source,
+                             self.store, run_handler=False, handler_origin=origin)
         except ConfigError as exc:
             reason = Reason.HANDLER_ERROR if any(p.field == "event_handler" for p in exc.problems) else Reason.INVALID_SPEC
             event = EventReason.HANDLER_ERROR if reason is Reason.HANDLER_ERROR else EventReason.INVALID_SPEC
             return self.stalled(reason, str(exc), event)
-        except NotImplementedError as exc:
-            return self.stalled(Reason.INVALID_SPEC, str(exc), EventReason.INVALID_SPEC)
 
+        try:
+            # Before any run starts: the names this job writes must be free or ours.
+            current = self.owned_deployment()
+            redis, credential_version = self.worker_redis()
+        except NotOurs as exc:
+            return self.stalled(Reason.NAME_CONFLICT, str(exc), EventReason.INVALID_SPEC)
         run = self.store.status()
         started = self.decide_run(spec, config, run)
         if started is None and run.active:
             self.mirror_handler(config, run)
         run = self.store.status() if started else run
-        replicas = self.scale(spec, run)
+        replicas = self.scale(spec, run, current, redis, credential_version)
         outcome = Outcome(status=self.status(spec, run, replicas), desired_replicas=replicas, started_run=started)
         self.announce_run_end(run)
         return outcome
@@ -196,9 +224,53 @@ class Reconciler:
             return run_id
         return None
 
-    def scale(self, spec: SyncJobSpec, run: RunStatus) -> int:
+    def worker_redis(self) -> tuple[RedisEndpoint, str | None]:
+        """How this job's workers reach Redis, and the credential's version (perJob mode).
+
+        perJob: the job's own ACL user, made on first use and rotated every
+        ``credential_rotation``; the password goes straight into the job's Secret and is
+        never kept (Redis holds its SHA-256 only). A user Redis lost (restarted without an
+        aclfile) is recreated from the kept digests, so running workers keep working.
+        """
+        base = self.ctx.per_job_redis_url
+        if base is None:
+            return self.ctx.worker_redis, None
+        credentials = JobCredentials(self.ctx.redis, self.ref.key, select=selects_database(base))
+        state = credentials.state()
+        rotation = self.ctx.credential_rotation
+        now = self.now.timestamp()
+        if not state.digests or (rotation is not None and now - state.rotated >= rotation.total_seconds()):
+            new = credentials.rotate(now)
+            url = url_with_credentials(base, credentials.user, new.password)
+            self.ctx.kube.write_owned_secret(build_worker_redis_secret(self.ref, url=url, version=new.state.tag))
+            credentials.commit(new.state)
+            if state.digests:
+                self.event(EventReason.CREDENTIAL_ROTATED,
+                           f"workers' Redis credential rotated (version {new.state.version}); pods roll onto it")
+            state = new.state
+        elif not credentials.user_exists():
+            credentials.restore(state)
+            log.warning("redis_user_restored", extra={"job": self.ref.key, "user": credentials.user})
+        return job_redis_endpoint(self.ref.name), state.tag
+
+    def owned_deployment(self) -> DeploymentState | None:
+        """The job's worker Deployment as it is now; :class:`NotOurs` if that name is taken by
+        a Deployment this SyncJob does not control (applying would take it over)."""
         name = worker_deployment_name(self.ref.name)
         current = self.ctx.kube.deployment_state(self.ref.namespace, name)
+        if current is not None and current.controller_uid != self.ref.uid:
+            raise NotOurs(f"Deployment {self.ref.namespace}/{name} already exists and is not this SyncJob's workers; "
+                          "rename the SyncJob (or remove that Deployment)")
+        return current
+
+    def scale(
+        self,
+        spec: SyncJobSpec,
+        run: RunStatus,
+        current: DeploymentState | None,
+        redis: RedisEndpoint,
+        credential_version: str | None,
+    ) -> int:
         queued = run.queued + run.delayed if run.active else 0
         in_flight = run.in_flight if run.active else 0
         wanted = desired_replicas(
@@ -232,8 +304,10 @@ class Reconciler:
             spec,
             replicas=replicas,
             image_default=self.ctx.worker_image,
-            redis=self.ctx.worker_redis,
+            redis=redis,
             service_account_name=self.ctx.worker_service_account,
+            pod_policy=self.ctx.pod_policy,
+            credential_version=credential_version,
         )
         self.ctx.kube.apply_deployment(manifest)
         if (current.replicas if current else 0) != replicas:
@@ -260,6 +334,9 @@ class Reconciler:
         if run.state in ("done", "failed", "stopped"):
             succeeded = run.state == "done"
             reason = {"done": Reason.RUN_SUCCEEDED, "failed": Reason.RUN_FAILED, "stopped": Reason.RUN_STOPPED}[run.state]
+            if run.state == "failed" and "event handler" in run.error:
+                # The workers found the handler broken (the operator never runs it): say so.
+                reason = Reason.HANDLER_ERROR
             conditions = run_outcome_conditions(conditions, succeeded=succeeded, reason=reason,
                                                 message=_run_message(run), observed_generation=self.generation,
                                                 now=self.now)
@@ -283,6 +360,7 @@ class Reconciler:
                 "deleted": c["files_deleted"],
             },
             "bytes": {"discovered": c["bytes_discovered"], "synced": c["bytes_synced"]},
+            "collections": {"deleted": c.get("collections_deleted", 0)},
             "tasks": {
                 "queued": run.queued + run.delayed,
                 "inFlight": run.in_flight,
@@ -290,16 +368,11 @@ class Reconciler:
                 "failed": c["tasks_failed"],
             },
             "workers": {"desired": replicas, "ready": deployment.ready if deployment else 0},
-            "recentFailures": [
-                {k: v for k, v in {
-                    "path": str(f.get("path") or "(run)"),
-                    "reason": str(f.get("reason") or "unknown")[:512],
-                    "attempts": int(f.get("attempts", 1)),
-                    "time": format_time(datetime.fromtimestamp(float(f.get("time", 0)), UTC)),
-                }.items()}
-                for f in self.store.failures(RECENT_FAILURES)
-            ],
+            # Worker-written records: each checked and cut to size before it reaches the status.
+            "recentFailures": [failure_summary(f) for f in self.store.failures(RECENT_FAILURES)],
         }
+        if c.get("failures_dropped"):
+            status["failuresNotRecorded"] = c["failures_dropped"]
         if run.run_id:
             status["run"] = {"id": run.run_id}
             if run.started:
@@ -353,7 +426,10 @@ class Reconciler:
         except IngestError:
             run = None
         if run is None or not run.active:
-            self.ctx.kube.scale_deployment_if_exists(self.ref.namespace, worker_deployment_name(self.ref.name), 0)
+            name = worker_deployment_name(self.ref.name)
+            current = self.ctx.kube.deployment_state(self.ref.namespace, name)
+            if current is not None and current.controller_uid == self.ref.uid:  # never another's Deployment
+                self.ctx.kube.scale_deployment_if_exists(self.ref.namespace, name, 0)
         return Outcome(status={"observedGeneration": self.generation, "conditions": conditions})
 
     def event(self, reason: EventReason, message: str, type: EventType = EventType.NORMAL) -> None:
@@ -391,6 +467,8 @@ def cleanup(ctx: OperatorContext, namespace: str, name: str) -> int:
     """On deletion: stop the run and remove every Redis key of the job (the Deployment is garbage-collected)."""
     store = JobStore(ctx.redis, f"{namespace}/{name}")
     store.stop_run("the SyncJob was deleted")
+    # Its workers' Redis user goes with it (the Secret holding it is garbage-collected).
+    JobCredentials(ctx.redis, store.job).delete()
     _scale_history.pop(store.job, None)
     metrics.forget(namespace, name)
     return store.delete_job()

@@ -254,7 +254,11 @@ def test_security_context_is_restricted() -> None:
     pod = pod_spec(built)
     security = container(built)["securityContext"]
 
-    assert pod["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    # The uid/gid are the cluster admin's (operator settings), never the SyncJob's; no fsGroup
+    # by default (the kubelet would chown the source volume).
+    assert pod["securityContext"] == {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001,
+                                      "seccompProfile": {"type": "RuntimeDefault"}}
+    assert (security["runAsUser"], security["runAsGroup"]) == (10001, 10001)
     assert pod["automountServiceAccountToken"] is False
     assert security["runAsNonRoot"] is True
     assert security["allowPrivilegeEscalation"] is False
@@ -278,7 +282,8 @@ def test_image_pull_policy_and_resources_from_the_spec() -> None:
 
     assert container(built)["image"] == "registry.example/worker:2"
     assert container(built)["imagePullPolicy"] == "Always"
-    assert container(built)["resources"] == {"limits": {"memory": "1Gi"}}
+    # The SyncJob's values laid over the admin's defaults, key by key.
+    assert container(built)["resources"] == {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
     # The built object is a copy: editing it never changes the parsed spec.
     container(built)["resources"]["limits"]["memory"] = "2Gi"
     assert spec.workers.resources == {"limits": {"memory": "1Gi"}}
@@ -288,7 +293,8 @@ def test_defaults_when_the_spec_is_silent() -> None:
     built = deployment()
     assert container(built)["image"] == "ghcr.io/example/irods-ingest:0.1.0"
     assert "imagePullPolicy" not in container(built)
-    assert "resources" not in container(built)
+    # Silent spec: the admin's default resources (a pod without limits could starve its node).
+    assert container(built)["resources"] == {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "2Gi"}}
     assert "serviceAccountName" not in pod_spec(built)
     assert pod_spec(deployment(service_account_name="worker-sa"))["serviceAccountName"] == "worker-sa"
 

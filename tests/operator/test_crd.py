@@ -200,7 +200,10 @@ def test_status_has_the_documented_shape(schema: dict[str, Any]) -> None:
         "lastSyncTime",
         "nextSyncTime",
         "recentFailures",
+        "failuresNotRecorded",
+        "collections",
     }
+    assert set(status["collections"]["properties"]) == {"deleted"}
     assert set(status["files"]["properties"]) == {
         "discovered",
         "synced",

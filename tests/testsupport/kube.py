@@ -261,17 +261,22 @@ class ControlPlane:
     def operator_env(self, namespace: str, redis_url: str) -> dict[str, str]:
         """The environment of a test operator process: this cluster, one watched namespace,
         fast reconciles and scale-downs, liveness and metrics on free ports."""
+        from irods_ingest.store.acl import without_credentials
         from irods_ingest.testing.processes import free_port
 
         environment = self.env()
         environment.update(
             IRODS_INGEST_OPERATOR_REDIS_URL=redis_url,
-            IRODS_INGEST_OPERATOR_WORKER_REDIS_URL=redis_url,
+            # Without credentials: each job's workers get a Redis user of their own on it.
+            IRODS_INGEST_OPERATOR_WORKER_REDIS_URL=without_credentials(redis_url),
             IRODS_INGEST_OPERATOR_NAMESPACES=namespace,
             IRODS_INGEST_OPERATOR_RECONCILE_INTERVAL="0.5",
             IRODS_INGEST_OPERATOR_SCALE_DOWN_WINDOW="2",
             IRODS_INGEST_OPERATOR_LIVENESS_ENDPOINT=f"http://127.0.0.1:{free_port()}/healthz",
             IRODS_INGEST_OPERATOR_METRICS_PORT=str(free_port()),
+            # This cluster's admin allows hostPath sources: the test pods (local processes, or
+            # pods on this machine's node) read source trees the tests make on this host.
+            IRODS_INGEST_OPERATOR_ALLOWED_VOLUME_TYPES="hostPath,persistentVolumeClaim,nfs,csi",
         )
         return environment
 
