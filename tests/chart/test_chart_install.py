@@ -4,8 +4,8 @@ The operator runs as a local process with the chart ServiceAccount's token and e
 environment the chart's Deployment gives it (Secret references resolved as a kubelet would);
 the local kubelet stand-in runs the workers. A SyncJob with a handler ConfigMap goes through a
 whole run and its deletion, which exercises every grant (watch, patch, status, apply, scale,
-ConfigMap, Events, finalizer removal). SelfSubjectAccessReviews as the ServiceAccount then prove
-that nothing beyond that is granted.
+ConfigMap, Events, the job's own Redis credential Secret, finalizer removal).
+SelfSubjectAccessReviews as the ServiceAccount then prove that nothing beyond that is granted.
 """
 
 from __future__ import annotations
@@ -26,9 +26,11 @@ from pathlib import Path
 from typing import Any, Final, cast
 
 import pytest
+import redis
 from kubernetes import client as k8s
 
 from irods_ingest.testing.processes import free_port, stop_process, wait_until
+from irods_ingest.testing.redis_server import RedisServer
 from irods_ingest_operator.constants import GROUP, PLURAL, VERSION
 from testsupport.helm_fixtures import CHART_DIR, Helm
 from testsupport.irods_fixtures import IrodsEnv
@@ -38,9 +40,15 @@ from testsupport.kubelet import local_kubelet
 
 pytestmark = [pytest.mark.helm, pytest.mark.kube]
 
+# The rules docs/deploy.md gives an external Redis's operator user (perJob credentials).
+OPERATOR_ACL_RULES: Final = (
+    "resetkeys ~ii:* ~iic:* resetchannels -@all +@keyspace +@read +@write +@transaction +@connection"
+    " +evalsha +script|load +script|exists -@dangerous +info +acl|setuser +acl|deluser +acl|getuser"
+)
 RELEASE: Final = "ingest"
 FULLNAME: Final = f"{RELEASE}-irods-ingest-operator"
-PERMISSION_ERRORS: Final = re.compile(r"\b403\b|forbidden|not enough permissions", re.IGNORECASE)
+# Kubernetes refusals, and Redis's (NOPERM: the operator's user lacks a command or key).
+PERMISSION_ERRORS: Final = re.compile(r"\b403\b|forbidden|not enough permissions|NOPERM|no permissions", re.IGNORECASE)
 NOOP_HANDLER: Final = """
 from irods_capability_automated_ingest.core import Core
 
@@ -137,8 +145,15 @@ def helm_release(helm: Helm, plane: ControlPlane, namespace: str, *args: str) ->
 @pytest.mark.slow
 def test_operator_runs_a_syncjob_with_only_the_charts_permissions(
     helm: Helm, kube_control_plane: ControlPlane, kube_api: k8s.ApiClient, kube_namespace: str,
-    jobs_namespace: str, redis_url: str, irods_env: IrodsEnv, host_dir: Path, tmp_path: Path,
+    jobs_namespace: str, private_redis: RedisServer, irods_env: IrodsEnv, host_dir: Path, tmp_path: Path,
 ) -> None:
+    # An external Redis whose admin gave the operator exactly the user docs/deploy.md asks for
+    # (perJob credentials: it makes each job's user with ACL SETUSER).
+    admin = redis.Redis.from_url(private_redis.url)
+    admin.execute_command("ACL", "SETUSER", "ingest-operator", "on", ">operator-Pass-1", *OPERATOR_ACL_RULES.split())
+    admin.close()
+    redis_url = private_redis.url.replace("redis://", "redis://ingest-operator:operator-Pass-1@", 1)
+    assert OPERATOR_ACL_RULES in (CHART_DIR.parents[1] / "docs" / "deploy.md").read_text()
     with ExitStack() as stack:
         stack.enter_context(helm_release(
             helm, kube_control_plane, kube_namespace,
@@ -147,15 +162,20 @@ def test_operator_runs_a_syncjob_with_only_the_charts_permissions(
             "--set", f"watchNamespaces={{{jobs_namespace}}}",
             "--set", "operator.reconcileInterval=0.5",
             "--set", "operator.scaleDownWindow=2",
+            # the platform has no nodes: the local kubelet runs workers on this host's files
+            "--set", "workers.allowedVolumeTypes={hostPath}",
         ))
         core, apps = k8s.CoreV1Api(kube_api), k8s.AppsV1Api(kube_api)
         # What the chart installed: the operator in its namespace, its grants and the workers'
-        # Redis Secret where the SyncJobs live.
+        # NetworkPolicy where the SyncJobs live — but no Redis URL there (perJob credentials).
         assert apps.read_namespaced_deployment(FULLNAME, kube_namespace).spec.replicas == 1
         rbac = k8s.RbacAuthorizationV1Api(kube_api)
         binding = rbac.read_namespaced_role_binding(FULLNAME, jobs_namespace).to_dict()
         assert binding["subjects"][0]["name"] == FULLNAME
-        core.read_namespaced_secret(f"{FULLNAME}-worker-redis", jobs_namespace)
+        assert not core.list_namespaced_secret(jobs_namespace, label_selector="app.kubernetes.io/instance=ingest").items
+        policies = k8s.NetworkingV1Api(kube_api)
+        assert policies.read_namespaced_network_policy(f"{FULLNAME}-worker", jobs_namespace).to_dict()["spec"]["pod_selector"]
+        assert policies.read_namespaced_network_policy(FULLNAME, kube_namespace).to_dict()["spec"]["pod_selector"]
 
         # The operator, as the chart's ServiceAccount, with the chart's environment.
         token = service_account_token(kube_api, kube_namespace, FULLNAME)
@@ -224,6 +244,9 @@ def test_operator_runs_a_syncjob_with_only_the_charts_permissions(
             wait_until(lambda: condition("Succeeded").get("status") == "True", timeout=90,
                        what="the SyncJob's run to succeed", process=operator)
             assert get_job()["status"]["files"]["synced"] == 6
+            # the job's own Redis credential, made by the operator and owned by the SyncJob
+            owners = core.read_namespaced_secret("chart-job-worker-redis", jobs_namespace).to_dict()["metadata"]["owner_references"]
+            assert [(o["kind"], o["name"]) for o in owners or []] == [("SyncJob", "chart-job")]
             reasons = [e.reason for e in core.list_namespaced_event(jobs_namespace).items]
             assert "RunStarted" in reasons and "RunSucceeded" in reasons
             wait_until(lambda: apps.read_namespaced_deployment("chart-job-worker", jobs_namespace).spec.replicas == 0,
@@ -232,6 +255,10 @@ def test_operator_runs_a_syncjob_with_only_the_charts_permissions(
             wait_until(lambda: not cast(dict[str, Any], objects.list_namespaced_custom_object(
                 GROUP, VERSION, jobs_namespace, PLURAL))["items"], timeout=30,
                 what="the SyncJob's finalizer removed by the operator", process=operator)
+            # no delete grant needed: the garbage collector follows the ownerReference
+            wait_until(lambda: not core.list_namespaced_secret(
+                jobs_namespace, field_selector="metadata.name=chart-job-worker-redis").items, timeout=60,
+                what="the job's credential Secret garbage-collected with its SyncJob")
         except (AssertionError, RuntimeError, TimeoutError) as exc:
             raise AssertionError(f"{exc}\n{diagnostics()}") from exc
         stop_process(operator)
@@ -246,10 +273,17 @@ def test_operator_runs_a_syncjob_with_only_the_charts_permissions(
                 Access("patch", "deployments", jobs_namespace, "apps", "scale"),
                 Access("get", "configmaps", jobs_namespace),
                 Access("create", "events", jobs_namespace),
+                Access("create", "secrets", jobs_namespace),
+                Access("patch", "secrets", jobs_namespace),
             ]
             refused = [
                 Access("get", "secrets", jobs_namespace),
+                Access("list", "secrets", jobs_namespace),
+                Access("watch", "secrets", jobs_namespace),
+                Access("update", "secrets", jobs_namespace),
+                Access("delete", "secrets", jobs_namespace),
                 Access("list", "secrets", kube_namespace),
+                Access("create", "secrets", kube_namespace),
                 Access("list", "secrets"),
                 Access("delete", "namespaces"),
                 Access("create", "namespaces"),
@@ -292,6 +326,8 @@ def test_cluster_wide_install_grants_every_namespace_but_no_secrets(
             assert can(as_operator, Access("create", "deployments", "any-namespace", "apps"))
             assert can(as_operator, Access("patch", "syncjobs", "any-namespace", GROUP, "status"))
             assert not can(as_operator, Access("get", "secrets", "any-namespace"))
+            assert can(as_operator, Access("create", "secrets", "any-namespace"))  # perJob credentials
+            assert not can(as_operator, Access("delete", "secrets", "any-namespace"))
             assert not can(as_operator, Access("delete", "namespaces"))
             assert not can(as_operator, Access("delete", "deployments", "any-namespace", "apps"))
 

@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import jsonschema  # type: ignore[import-untyped]
 import kubernetes_validate
@@ -57,6 +58,11 @@ OPERATOR_RULES: Final = [
     {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
 ]
+# workers.credentials.mode=perJob: each job's "<job>-worker-redis" Secret, created, then patched on rotation.
+# Never get/list/watch, never delete (the SyncJob owns it: the garbage collector deletes it).
+PER_JOB_SECRET_RULE: Final = {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create", "patch"]}
+PER_JOB_RULES: Final = [*OPERATOR_RULES, PER_JOB_SECRET_RULE]
+SHARED: Final = ("--set", "workers.credentials.mode=shared")
 KOPF_OBSERVATION_RULES: Final = [
     {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": ["list", "watch"]},
     {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
@@ -141,21 +147,27 @@ def _plain_env_values(manifest: Manifest) -> Iterator[tuple[str, str]]:
 def test_redis_urls_and_passwords_reach_pods_only_through_secrets(helm: Helm, variant: str) -> None:
     manifests = _render(helm, variant)
     secrets = [m for m in manifests if m["kind"] == "Secret"]
-    secret_values = {value for s in secrets for value in s.get("data", {}).values()}
+    secret_values = {_b64(value) for s in secrets for value in s.get("data", {}).values()}
     for manifest in manifests:
         if manifest["kind"] not in ("Deployment", "StatefulSet"):
             continue
         for name, value in _plain_env_values(manifest):
-            assert "redis://" not in value and "rediss://" not in value, f"{manifest['kind']} {name}={value}"
+            # a Redis URL in plain sight carries no user, password or query (?password=...)
+            for url in re.findall(r"rediss?://\S+", value):
+                parts = urlsplit(url)
+                assert (parts.username, parts.password, parts.query) == (None, None, ""), f"{name}={value}"
             assert not any(v and v in value for v in secret_values), f"{manifest['kind']} {name} holds a secret"
     env = container_env(one(manifests, "Deployment", FULLNAME))
     assert "secretKeyRef" in env["IRODS_INGEST_OPERATOR_REDIS_URL"]["valueFrom"]
-    worker_secret, _, key = env["IRODS_INGEST_OPERATOR_WORKER_REDIS_SECRET"]["value"].partition("/")
-    assert worker_secret and key
+    if env["IRODS_INGEST_OPERATOR_WORKER_CREDENTIALS"]["value"] == "shared":
+        worker_secret, _, key = env["IRODS_INGEST_OPERATOR_WORKER_REDIS_SECRET"]["value"].partition("/")
+        assert worker_secret and key
+    else:
+        assert "IRODS_INGEST_OPERATOR_WORKER_REDIS_SECRET" not in env
 
 
-def test_worker_redis_secret_is_in_every_watched_namespace(render: Any) -> None:
-    manifests = render("--set", "watchNamespaces={team-a,team-b}")
+def test_shared_worker_redis_secret_is_in_every_watched_namespace(render: Any) -> None:
+    manifests = render("--set", "watchNamespaces={team-a,team-b}", *SHARED)
     env = container_env(one(manifests, "Deployment", FULLNAME))
     assert env["IRODS_INGEST_OPERATOR_NAMESPACES"]["value"] == "team-a,team-b"
     name, _, key = env["IRODS_INGEST_OPERATOR_WORKER_REDIS_SECRET"]["value"].partition("/")
@@ -168,6 +180,41 @@ def test_worker_redis_secret_is_in_every_watched_namespace(render: Any) -> None:
         f"redis://worker:{worker_password}@{FULLNAME}-redis.{NAMESPACE}.svc:6379/0"
     }
     assert _b64(bundled["data"]["redis-password"]) not in _b64(copies[0]["data"][key])
+
+
+def test_per_job_credentials_leave_redis_urls_out_of_syncjob_namespaces(render: Any) -> None:
+    manifests = render("--set", "watchNamespaces={team-a,team-b}")
+    env = container_env(one(manifests, "Deployment", FULLNAME))
+    assert env["IRODS_INGEST_OPERATOR_WORKER_CREDENTIALS"]["value"] == "perJob"
+    assert env["IRODS_INGEST_OPERATOR_CREDENTIAL_ROTATION"]["value"] == "604800"
+    # workers' URL without credentials: the operator adds each job's user and password
+    assert env["IRODS_INGEST_OPERATOR_WORKER_REDIS_URL"]["value"] == f"redis://{FULLNAME}-redis.{NAMESPACE}.svc:6379/0"
+    assert "IRODS_INGEST_OPERATOR_WORKER_REDIS_SECRET" not in env
+    assert [s["metadata"]["name"] for s in find(manifests, "Secret")] == [f"{FULLNAME}-redis"]
+    # no shared `worker` user: neither its password nor its ACL line exists
+    bundled = one(manifests, "Secret", f"{FULLNAME}-redis")
+    assert set(bundled["data"]) == {"redis-password", "redis-url"}
+    (init,) = one(manifests, "StatefulSet", f"{FULLNAME}-redis")["spec"]["template"]["spec"]["initContainers"]
+    assert [e["name"] for e in init["env"]] == ["REDIS_PASSWORD"]
+    assert "user worker" not in init["command"][-1]
+
+
+def test_external_redis_workers_url_is_derived_by_the_operator(render: Any) -> None:
+    manifests = render("--set", "redis.bundled.enabled=false", "--set", "redis.external.url=rediss://:pw@r.example:6380/2")
+    env = container_env(one(manifests, "Deployment", FULLNAME))
+    assert "IRODS_INGEST_OPERATOR_WORKER_REDIS_URL" not in env  # the operator's URL minus its credentials
+    assert [s["metadata"]["name"] for s in find(manifests, "Secret")] == [f"{FULLNAME}-redis-url"]
+    rotation = container_env(one(render("--set", "workers.credentials.rotationSeconds=0"), "Deployment", FULLNAME))
+    assert rotation["IRODS_INGEST_OPERATOR_CREDENTIAL_ROTATION"]["value"] == "0"
+
+
+def test_shared_workers_with_an_external_redis_use_the_users_own_worker_secret(helm: Helm) -> None:
+    manifests = _render(helm, "shared-workers-external-redis")
+    assert not find(manifests, "Secret")  # both URLs live in the user's Secrets
+    env = container_env(one(manifests, "Deployment", FULLNAME))
+    assert env["IRODS_INGEST_OPERATOR_WORKER_CREDENTIALS"]["value"] == "shared"
+    assert env["IRODS_INGEST_OPERATOR_WORKER_REDIS_SECRET"]["value"] == "ingest-redis-worker/url"
+    assert env["IRODS_INGEST_OPERATOR_REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": "ingest-redis", "key": "url"}
 
 
 def test_default_watches_the_release_namespace_only(render: Any) -> None:
@@ -195,14 +242,19 @@ def _rules(manifest: Manifest) -> list[dict[str, Any]]:
     return [dict(rule) for rule in manifest.get("rules", [])]
 
 
-def test_rbac_never_uses_wildcards_or_touches_secrets(helm: Helm, variant: str) -> None:
-    for manifest in _render(helm, variant):
+def test_rbac_never_uses_wildcards_or_reads_secrets(helm: Helm, variant: str) -> None:
+    manifests = _render(helm, variant)
+    per_job = container_env(one(manifests, "Deployment", FULLNAME))["IRODS_INGEST_OPERATOR_WORKER_CREDENTIALS"]["value"]
+    for manifest in manifests:
         if manifest["kind"] not in ("Role", "ClusterRole"):
             continue
         for rule in _rules(manifest):
             for field in ("apiGroups", "resources", "verbs"):
                 assert "*" not in rule[field], f"{manifest['kind']} {manifest['metadata']['name']}: {rule}"
-            assert "secrets" not in rule["resources"]
+            assert "resourceNames" not in rule
+            if "secrets" in rule["resources"]:
+                # per-job credentials only: write the job's Secret, never read, list or delete any
+                assert per_job == "perJob" and rule == PER_JOB_SECRET_RULE, rule
             assert not {"delete", "deletecollection", "escalate", "bind", "impersonate"} & set(rule["verbs"])
 
 
@@ -210,7 +262,8 @@ def test_namespaced_rbac_is_exactly_what_the_operator_calls(render: Any) -> None
     manifests = render()
     role = one(manifests, "Role", FULLNAME)
     assert role["metadata"]["namespace"] == NAMESPACE
-    assert _rules(role) == OPERATOR_RULES
+    assert _rules(role) == PER_JOB_RULES
+    assert _rules(one(render(*SHARED), "Role", FULLNAME)) == OPERATOR_RULES  # shared: no Secrets at all
     binding = one(manifests, "RoleBinding", FULLNAME)
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": FULLNAME}
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}]
@@ -223,7 +276,7 @@ def test_watched_namespaces_get_a_role_each_and_nothing_cluster_scoped(render: A
     manifests = render("--set", "watchNamespaces={team-a,team-b}", "--set", "rbac.kopfObservation=false")
     roles = find(manifests, "Role")
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
-    assert all(_rules(r) == OPERATOR_RULES for r in roles)
+    assert all(_rules(r) == PER_JOB_RULES for r in roles)
     assert sorted(b["metadata"]["namespace"] for b in find(manifests, "RoleBinding")) == ["team-a", "team-b"]
     assert not [m for m in manifests if m["kind"] in CLUSTER_SCOPED]
 
@@ -232,7 +285,9 @@ def test_cluster_wide_uses_one_cluster_role(render: Any) -> None:
     manifests = render("--set", "rbac.clusterWide=true")
     assert not find(manifests, "Role") and not find(manifests, "RoleBinding")
     role = one(manifests, "ClusterRole")
-    assert _rules(role) == OPERATOR_RULES + KOPF_OBSERVATION_RULES
+    assert _rules(role) == PER_JOB_RULES + KOPF_OBSERVATION_RULES
+    shared = one(render("--set", "rbac.clusterWide=true", *SHARED), "ClusterRole")
+    assert _rules(shared) == OPERATOR_RULES + KOPF_OBSERVATION_RULES
     binding = one(manifests, "ClusterRoleBinding")
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert NAMESPACE in role["metadata"]["name"]  # two releases of one name never collide
@@ -278,7 +333,8 @@ def test_external_redis_from_an_existing_secret(helm: Helm) -> None:
     assert not find(manifests, "Secret") and not find(manifests, "StatefulSet")
     env = container_env(one(manifests, "Deployment", FULLNAME))
     assert env["IRODS_INGEST_OPERATOR_REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": "ingest-redis", "key": "url"}
-    assert env["IRODS_INGEST_OPERATOR_WORKER_REDIS_SECRET"]["value"] == "ingest-redis/url"
+    assert env["IRODS_INGEST_OPERATOR_WORKER_CREDENTIALS"]["value"] == "perJob"
+    assert "IRODS_INGEST_OPERATOR_WORKER_REDIS_SECRET" not in env
 
 
 def _b64(value: str) -> str:
@@ -324,6 +380,21 @@ def test_service_monitor_is_off_by_default_and_metrics_can_be_disabled(render: A
         (["--set", "image.digest=latest"], "digest"),
         (["--set", "redis.bundled.auth.password=has space"], "password"),
         (["--set-string", "operator.reconcileInterval=soon"], "reconcileInterval"),
+        (["--set", "workers.credentials.mode=perNamespace"], "mode"),
+        (["--set", "workers.credentials.rotationSeconds=-1"], "rotationSeconds"),
+        (["--set", "workers.allowedVolumeTypes={host-path}"], "allowedVolumeTypes/0"),
+        (["--set", "workers.allowedVolumeTypes=null"], "allowedVolumeTypes"),
+        (["--set", "workers.allowedImages={ghcr.io/*/worker}"], "allowedImages/0"),
+        (["--set", "workers.securityContext.runAsUser=0"], "runAsUser"),
+        (["--set", "workers.securityContext.fsGroup=0"], "fsGroup"),
+        (["--set", "workers.tmpSizeLimit=big"], "tmpSizeLimit"),
+        (["--set", "workers.maxFailureRecords=0"], "maxFailureRecords"),
+        (["--set", "workers.maxFailureRecords=100001"], "maxFailureRecords"),
+        (["--set", "redis.bundled.maxmemory=2gb"], "maxmemory"),
+        (["--set", "networkPolicy.metrics.from[0].namespaceSelecter.matchLabels.a=b"], "namespaceSelecter"),
+        (["--set", "networkPolicy.workerNamespaceSelector.matchLabel.a=b"], "matchLabel"),
+        (["--set-json", "networkPolicy.metrics.from=[{}]"], "from/0"),
+        (["--set", "networkPolicy.workerEgress.to[0].ports[0].protocol=ICMP"], "protocol"),
     ],
 )
 def test_schema_rejects_typos_and_bad_values(helm: Helm, args: list[str], complaint: str) -> None:
@@ -337,7 +408,20 @@ def test_schema_rejects_typos_and_bad_values(helm: Helm, args: list[str], compla
     [
         (["--set", "redis.bundled.enabled=false"], "redis.external.url or redis.external.existingSecret"),
         (["--set", "redis.external.url=redis://r:6379/0"], "choose one"),
-        (["--set", "redis.bundled.auth.existingSecret=mine"], "workers.redisSecret.create=false"),
+        (["--set", "redis.bundled.auth.existingSecret=mine", *SHARED], "workers.redisSecret.create=false"),
+        (["--set", "redis.bundled.enabled=false", "--set", "redis.external.url=redis://r:6379/0", *SHARED],
+         "name that Secret in redis.external.workerSecret"),
+        (["--set", "redis.bundled.enabled=false", "--set", "redis.external.existingSecret=r", *SHARED,
+          "--set", "redis.external.workerSecret=r"], "the operator's own Secret"),
+        (["--set", "redis.bundled.enabled=false", "--set", "redis.external.existingSecret=r",
+          "--set", "redis.external.workerSecret=w"], "only with workers.credentials.mode=shared"),
+        (["--set", "redis.external.workerSecret=w"], "choose one"),
+        (["--set", "redis.bundled.extraConfig=maxmemory 2gb"], "use redis.bundled.maxmemory"),
+        (["--set-string", "redis.bundled.extraConfig=maxmemory-policy allkeys-lru"], "use redis.bundled.maxmemory"),
+        (["--set", "redis.bundled.maxmemory=1Gi"], "must stay below redis.bundled.resources.limits.memory=1Gi"),
+        (["--set", "redis.bundled.resources.limits.memory=1e9"], "not a memory quantity"),
+        (["--set", "redis.bundled.enabled=false", "--set", "redis.external.url=redis://:p/w@r:6379/0"],
+         "percent-encode"),
         (["--set", "rbac.clusterWide=true", "--set", "watchNamespaces={a}"], "use one or the other"),
         (["--set", "serviceMonitor.enabled=true", "--set", "metrics.enabled=false"], "metrics.enabled=true"),
     ],
@@ -381,8 +465,12 @@ def test_schema_is_closed_and_matches_values_yaml() -> None:
                 closed(sub, f"{where}.{key}")
         if "items" in node:
             closed(node["items"], f"{where}[]")
+        if "$ref" in node:
+            assert node["$ref"].removeprefix("#/definitions/") in schema["definitions"], f"{where}: {node['$ref']}"
 
     closed(schema, "values")
+    for name, definition in schema.get("definitions", {}).items():
+        closed(definition, f"definitions.{name}")
     # Every documented value is in the schema (global is Helm's own), and vice versa.
     assert set(_schema_keys(schema)) - {"global"} == set(_value_keys(values, schema))
 
@@ -457,14 +545,19 @@ def test_notes_show_a_valid_first_syncjob(helm: Helm) -> None:
 
 
 def test_notes_ask_for_the_workers_secret_when_the_chart_cannot_make_it(helm: Helm) -> None:
-    notes = _notes(helm, "-f", str(CHART_DIR / "ci" / "external-redis-secret-values.yaml"))
-    assert "kubectl create secret generic ingest-redis" in notes
+    notes = _notes(helm, "-f", str(CHART_DIR / "ci" / "shared-workers-external-redis-values.yaml"))
+    assert "kubectl create secret generic ingest-redis-worker" in notes
+    assert "never the operator's" in notes
+    per_job = _notes(helm, "-f", str(CHART_DIR / "ci" / "external-redis-secret-values.yaml"))
+    assert "kubectl create secret" not in per_job.split("Create your first SyncJob")[0]
+    assert "ACL SETUSER/DELUSER/GETUSER" in per_job
 
 
 def test_ci_values_cover_the_required_variants() -> None:
     names = {p.name for p in (CHART_DIR / "ci").glob("*-values.yaml")}
     assert {"external-redis-values.yaml", "bundled-redis-persistence-values.yaml", "cluster-wide-values.yaml",
-            "watch-namespaces-values.yaml", "service-monitor-values.yaml"} <= names
+            "watch-namespaces-values.yaml", "service-monitor-values.yaml", "shared-workers-values.yaml",
+            "shared-workers-external-redis-values.yaml"} <= names
 
 
 def test_values_files_are_plain_yaml() -> None:
