@@ -301,3 +301,51 @@ def test_a_syncjob_named_after_another_workload_cannot_take_it_over(
     secret = core.read_namespaced_secret("vault-worker-redis", author.namespace)
     assert set(secret.data) == {"token"} and not secret.metadata.owner_references
     assert not _deployment_or_none(apps, author.namespace, "vault-worker")
+
+
+@pytest.mark.kube
+@pytest.mark.redis
+def test_the_operator_rotates_a_jobs_credential_and_rolls_its_pods(
+    kube_control_plane: ControlPlane, kube_api: k8s.ApiClient, kube_namespace: str, redis_url: str, tmp_path: Path
+) -> None:
+    """A leaked worker credential (a Secret read, a pod's environment dumped) is only good
+    until the next rotation but one. The operator rotates each job's credential every
+    CREDENTIAL_ROTATION seconds: new password in the job's Secret, a new version on the pod
+    template (the pods roll onto it), a CredentialRotated Event; the password before the
+    previous one is refused."""
+    import redis as redis_client
+
+    env = kube_control_plane.operator_env(kube_namespace, redis_url)
+    env["IRODS_INGEST_OPERATOR_CREDENTIAL_ROTATION"] = "2"
+    operator = OperatorProcess(env, tmp_path / "operator.log")
+    try:
+        cluster = Cluster(kube_api, kube_namespace)
+        cluster.create_syncjob("rotating", _spec({"persistentVolumeClaim": {"claimName": "data"}}, minReplicas=1))
+        core, apps = k8s.CoreV1Api(kube_api), k8s.AppsV1Api(kube_api)
+        first = wait_for("the first credential", lambda: _secret_or_none(core, kube_namespace, "rotating-worker-redis"))
+        first_url = base64.b64decode(first.data["url"]).decode()
+        assert redis_client.Redis.from_url(first_url).ping()
+
+        def version() -> int:
+            secret = _secret_or_none(core, kube_namespace, "rotating-worker-redis")
+            return int(secret.metadata.annotations["ingest.irods.dev/redis-credential-version"].split(".")[0]) if secret else 0
+
+        wait_for("two rotations", lambda: version() >= 3, timeout=60)
+        secret = core.read_namespaced_secret("rotating-worker-redis", kube_namespace)
+        current_url = base64.b64decode(secret.data["url"]).decode()
+        assert redis_client.Redis.from_url(current_url).ping()
+        with pytest.raises(redis_client.exceptions.AuthenticationError):
+            redis_client.Redis.from_url(first_url).ping()
+        tag = secret.metadata.annotations["ingest.irods.dev/redis-credential-version"]
+
+        def template_tag() -> str:
+            deployment = apps.read_namespaced_deployment("rotating-worker", kube_namespace)
+            return str((deployment.spec.template.metadata.annotations or {}).get("ingest.irods.dev/redis-credential-version"))
+
+        # The template follows the Secret (checked once both have settled on the same version).
+        wait_for("the pod template on the Secret's version", lambda: template_tag() == core.read_namespaced_secret(
+            "rotating-worker-redis", kube_namespace).metadata.annotations["ingest.irods.dev/redis-credential-version"])
+        assert tag.split(".")[0] != "1"
+        assert "CredentialRotated" in cluster.events("rotating")
+    finally:
+        stop_process(operator.process)
