@@ -20,8 +20,8 @@ from typing import Any
 import kopf
 
 from irods_ingest import logs
+from irods_ingest.actions import connect
 from irods_ingest.errors import ConfigError, IngestError, PermanentError, RetryableError
-from irods_ingest.store.connection import connect
 from irods_ingest_operator import __version__, metrics
 from irods_ingest_operator.constants import (
     FINALIZER,

@@ -23,12 +23,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from irods_ingest.actions import JobActions, RedisClient, RunStatus, selects_database, url_with_credentials
 from irods_ingest.config import JobConfig
-from irods_ingest.control import prepare, retry_failed
 from irods_ingest.errors import ConfigError, IngestError, PermanentError
-from irods_ingest.store.acl import JobCredentials, selects_database, url_with_credentials
-from irods_ingest.store.connection import RedisClient
-from irods_ingest.store.jobstore import JobStore, RunStatus
 from irods_ingest_operator import metrics
 from irods_ingest_operator.admission import AdmissionPolicy, WorkerPodPolicy
 from irods_ingest_operator.builders import (
@@ -111,7 +108,7 @@ class Reconciler:
         self.ref = JobRef.from_body(body)
         self.generation = int(body["metadata"].get("generation") or 0)
         self.old_status: Mapping[str, Any] = body.get("status") or {}
-        self.store = JobStore(ctx.redis, self.ref.key)
+        self.job = JobActions(ctx.redis, self.ref.key)
 
     # ------------------------------------------------------------------ entry point
     def reconcile(self) -> Outcome:
@@ -135,8 +132,7 @@ class Reconciler:
             # rights the tenant does not): syntax only here; the workers apply the handler.
             job_config = to_job_config(spec, namespace=self.ref.namespace, name=self.ref.name,
                                        max_failure_records=self.ctx.max_failure_records)
-            config = prepare(job_config, handler_source,
-                             self.store, run_handler=False, handler_origin=origin)
+            config = self.job.prepare(job_config, handler_source, run_handler=False, handler_origin=origin)
         except ConfigError as exc:
             reason = Reason.HANDLER_ERROR if any(p.field == "event_handler" for p in exc.problems) else Reason.INVALID_SPEC
             event = EventReason.HANDLER_ERROR if reason is Reason.HANDLER_ERROR else EventReason.INVALID_SPEC
@@ -148,11 +144,11 @@ class Reconciler:
             redis, credential_version = self.worker_redis()
         except NotOurs as exc:
             return self.stalled(Reason.NAME_CONFLICT, str(exc), EventReason.INVALID_SPEC)
-        run = self.store.status()
+        run = self.job.status()
         started = self.decide_run(spec, config, run)
         if started is None and run.active:
             self.mirror_handler(config, run)
-        run = self.store.status() if started else run
+        run = self.job.status() if started else run
         replicas = self.scale(spec, run, current, redis, credential_version)
         outcome = Outcome(status=self.status(spec, run, replicas), desired_replicas=replicas, started_run=started)
         self.announce_run_end(run)
@@ -166,25 +162,23 @@ class Reconciler:
 
     def mirror_handler(self, config: JobConfig, run: RunStatus) -> None:
         """A handler edit reaches the active run's workers now (they look handlers up by hash)."""
-        current = self.store.load_config()
-        if current is not None and current.handler_hash != config.handler_hash:
-            self.store.save_config(current.with_changes(handler_hash=config.handler_hash))
+        if self.job.use_handler(config.handler_hash):
             self.event(EventReason.HANDLER_UPDATED, f"event handler updated for run {run.run_id}")
 
     def decide_run(self, spec: SyncJobSpec, config: JobConfig, run: RunStatus) -> str | None:
-        memo = self.store.memo()
+        memo = self.job.memo()
         if spec.suspend:
-            if run.active and self.store.stop_run("suspended"):
+            if run.active and self.job.stop("suspended"):
                 self.event(EventReason.SUSPENDED, f"run {run.run_id} stopped: the SyncJob is suspended")
             return None
         if spec.run_now and spec.run_now != memo.get(MEMO_RUN_NOW):
-            self.store.set_memo(MEMO_RUN_NOW, spec.run_now)
+            self.job.remember(MEMO_RUN_NOW, spec.run_now)
             return self.start(config, force=True, why=f"runNow={spec.run_now}")
         if spec.retry_failed and spec.retry_failed != memo.get(MEMO_RETRY_FAILED):
             if run.active:
                 return None  # acted on once the active run has ended
-            self.store.set_memo(MEMO_RETRY_FAILED, spec.retry_failed)
-            result = retry_failed(self.ctx.redis, self.ref.key)
+            self.job.remember(MEMO_RETRY_FAILED, spec.retry_failed)
+            result = self.job.retry_failed()
             if result.started:
                 self.event(EventReason.RUN_STARTED, f"run {result.run_id} started (retryFailed={spec.retry_failed})")
                 return result.run_id
@@ -193,7 +187,7 @@ class Reconciler:
         if spec.schedule:
             slot = self.due_slot(spec.schedule, memo.get(MEMO_SCHEDULE_SLOT))
             if slot is not None:
-                self.store.set_memo(MEMO_SCHEDULE_SLOT, slot.isoformat())
+                self.job.remember(MEMO_SCHEDULE_SLOT, slot.isoformat())
                 if run.active:
                     log.info("schedule_slot_skipped", extra={"job": self.ref.key, "slot": slot.isoformat()})
                     return None
@@ -217,9 +211,10 @@ class Reconciler:
             slot = following
 
     def start(self, config: JobConfig, *, force: bool, why: str) -> str | None:
-        started, run_id = self.store.start_run(config, force=force)
+        result = self.job.start(config, force=force)
+        started, run_id = result.started, result.run_id
         if started:
-            self.store.set_memo(MEMO_STARTED_ONCE, run_id)
+            self.job.remember(MEMO_STARTED_ONCE, run_id)
             self.event(EventReason.RUN_STARTED, f"run {run_id} started ({why})")
             return run_id
         return None
@@ -235,7 +230,7 @@ class Reconciler:
         base = self.ctx.per_job_redis_url
         if base is None:
             return self.ctx.worker_redis, None
-        credentials = JobCredentials(self.ctx.redis, self.ref.key, select=selects_database(base))
+        credentials = self.job.worker_credentials(select=selects_database(base))
         state = credentials.state()
         rotation = self.ctx.credential_rotation
         now = self.now.timestamp()
@@ -369,7 +364,7 @@ class Reconciler:
             },
             "workers": {"desired": replicas, "ready": deployment.ready if deployment else 0},
             # Worker-written records: each checked and cut to size before it reaches the status.
-            "recentFailures": [failure_summary(f) for f in self.store.failures(RECENT_FAILURES)],
+            "recentFailures": [failure_summary(f) for f in self.job.failures(RECENT_FAILURES)],
         }
         if c.get("failures_dropped"):
             status["failuresNotRecorded"] = c["failures_dropped"]
@@ -395,7 +390,7 @@ class Reconciler:
     def last_successful_sync(self, run: RunStatus) -> datetime | None:
         if run.state == "done" and run.ended:
             return datetime.fromtimestamp(run.ended, UTC)
-        for past in self.store.history(10):
+        for past in self.job.history(10):
             if past.get("state") == "done" and past.get("ended"):
                 return datetime.fromtimestamp(float(past["ended"]), UTC)
         return None
@@ -404,9 +399,9 @@ class Reconciler:
         """One Event per finished run (remembered in Redis, so a restart does not repeat it)."""
         if run.active or run.run_id is None or run.state not in ("done", "failed"):
             return
-        if self.store.memo().get(MEMO_REPORTED_RUN) == run.run_id:
+        if self.job.memo().get(MEMO_REPORTED_RUN) == run.run_id:
             return
-        self.store.set_memo(MEMO_REPORTED_RUN, run.run_id)
+        self.job.remember(MEMO_REPORTED_RUN, run.run_id)
         metrics.RUNS.labels(self.ref.namespace, self.ref.name, "succeeded" if run.state == "done" else "failed").inc()
         if run.state == "done":
             self.event(EventReason.RUN_SUCCEEDED, _run_message(run))
@@ -422,7 +417,7 @@ class Reconciler:
                                        message=message, observed_generation=self.generation, now=self.now)
         # Workers of an active run keep going on its stored (valid) config; none start anew.
         try:
-            run = self.store.status()
+            run = self.job.status()
         except IngestError:
             run = None
         if run is None or not run.active:
@@ -464,11 +459,9 @@ def _run_message(run: RunStatus) -> str:
 
 
 def cleanup(ctx: OperatorContext, namespace: str, name: str) -> int:
-    """On deletion: stop the run and remove every Redis key of the job (the Deployment is garbage-collected)."""
-    store = JobStore(ctx.redis, f"{namespace}/{name}")
-    store.stop_run("the SyncJob was deleted")
-    # Its workers' Redis user goes with it (the Secret holding it is garbage-collected).
-    JobCredentials(ctx.redis, store.job).delete()
-    _scale_history.pop(store.job, None)
+    """On deletion: stop the run, remove the workers' Redis user and every Redis key of the job
+    (the Deployment and the credential Secret are garbage-collected)."""
+    deleted = JobActions(ctx.redis, f"{namespace}/{name}").delete("the SyncJob was deleted")
+    _scale_history.pop(f"{namespace}/{name}", None)
     metrics.forget(namespace, name)
-    return store.delete_job()
+    return deleted

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 
+from irods_ingest.actions import without_credentials
 from irods_ingest.errors import ConfigError, ConfigProblem
-from irods_ingest.store.acl import without_credentials
 from irods_ingest_operator.admission import (
     DEFAULT_ALLOWED_VOLUME_TYPES,
     DEFAULT_WORKER_RESOURCES,

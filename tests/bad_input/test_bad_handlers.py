@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from irods_ingest.actions import start_job
 from irods_ingest.config import DeleteMode, JobConfig, Operation
-from irods_ingest.control import start_job
 from irods_ingest.errors import ConfigError
 from irods_ingest.handlers import Core
 from irods_ingest.store.connection import connect

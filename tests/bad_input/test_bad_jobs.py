@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from irods_ingest.actions import start_job
 from irods_ingest.cli import main
 from irods_ingest.config import COMPATIBLE_DELETE_MODES, DeleteMode, JobConfig, Operation
-from irods_ingest.control import start_job
 from irods_ingest.errors import ConfigError
 from irods_ingest.store.connection import connect
 from testsupport.ingest import Ingest

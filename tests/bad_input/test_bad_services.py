@@ -156,7 +156,7 @@ def wait_for(what: str, condition: Callable[[], Any], timeout: float = 60.0) -> 
 
 
 def test_irods_going_away_mid_run_fails_each_file_by_name_and_retry_lands_them(ingest: Ingest, tmp_path: Path) -> None:
-    from irods_ingest.control import retry_failed
+    from irods_ingest.actions import retry_failed
     from irods_ingest.store.connection import connect
 
     names = tree(ingest.source)

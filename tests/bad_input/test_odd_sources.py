@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
+from irods_ingest.actions import start_job
 from irods_ingest.config import Operation, SymlinkPolicy
-from irods_ingest.control import start_job
 from irods_ingest.store.connection import connect
 from irods_ingest.store.jobstore import RunStatus
 from testsupport.accounting import assert_accounted, entries_on_disk

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from irods_ingest.actions import start_job
 from irods_ingest.config import JobConfig
-from irods_ingest.control import start_job
 from irods_ingest.irods_io.session import IrodsSettings
 from irods_ingest.store.connection import connect
 from irods_ingest.store.jobstore import JobStore, RunStatus

@@ -213,7 +213,7 @@ def test_every_task_the_engine_encodes_decodes_unchanged() -> None:
 
 
 def test_a_retry_run_never_redoes_a_rejected_task() -> None:
-    from irods_ingest.control import retry_tasks
+    from irods_ingest.actions import retry_tasks
 
     failures = [
         {"path": "/tempZone/home", "kind": "delete", "outcome": "rejected", "collection": True},

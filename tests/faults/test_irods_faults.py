@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 
 from irods_ingest import metrics
+from irods_ingest.actions import retry_failed, start_job
 from irods_ingest.config import Operation
-from irods_ingest.control import retry_failed, start_job
 from irods_ingest.store.connection import connect
 from irods_ingest.store.jobstore import RunStatus
 from irods_ingest.testing.irods_server import IrodsTestServer

@@ -210,7 +210,7 @@ def test_operator_maps_spec_source_s3_to_the_engine_config_without_credentials()
 
 
 def test_retry_of_failed_s3_objects_relists_their_prefixes() -> None:
-    from irods_ingest.control import retry_tasks
+    from irods_ingest.actions import retry_tasks
 
     failures = [
         {"kind": "files", "path": "/my-bucket/data/2024/a/b.txt", "reason": "x"},

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
+from irods_ingest.actions import start_job
 from irods_ingest.config import DeleteMode, Operation
-from irods_ingest.control import start_job
 from irods_ingest.store.connection import connect
 from irods_ingest.store.jobstore import JobStore, TaskOutcome
 from irods_ingest.tasks import Task, TaskKind

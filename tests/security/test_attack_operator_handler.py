@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
+from irods_ingest.actions import prepare
 from irods_ingest.config import DeleteMode, JobConfig, Operation
-from irods_ingest.control import prepare
 from irods_ingest.store.connection import connect
 from irods_ingest.store.jobstore import JobStore
 from irods_ingest.testing.processes import stop_process

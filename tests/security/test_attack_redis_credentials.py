@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 
+from irods_ingest.actions import start_job
 from irods_ingest.config import JobConfig, Operation
-from irods_ingest.control import start_job
 from irods_ingest.store.acl import JobCredentials, url_with_credentials, without_credentials
 from irods_ingest.store.connection import connect
 from irods_ingest.store.jobstore import JobStore

@@ -21,8 +21,8 @@ import pytest
 import redis
 from irods.keywords import ADMIN_KW
 
+from irods_ingest.actions import retry_failed, start_job
 from irods_ingest.config import JobConfig, Operation
-from irods_ingest.control import retry_failed, start_job
 from irods_ingest.store.connection import connect
 from irods_ingest.store.jobstore import JobStore
 from irods_ingest.store.keys import JobKeys

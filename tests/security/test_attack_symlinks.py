@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from irods.models import DataObject
 
+from irods_ingest.actions import start_job
 from irods_ingest.config import DeleteMode, Operation, SymlinkPolicy
-from irods_ingest.control import start_job
 from irods_ingest.store.connection import connect
 from irods_ingest.store.jobstore import RunStatus
 from irods_ingest.store.keys import JobKeys

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import redis
 
+from irods_ingest.actions import start_job
 from irods_ingest.config import JobConfig, Operation
-from irods_ingest.control import start_job
 from irods_ingest.store.connection import connect
 from irods_ingest.store.jobstore import JobStore
 from irods_ingest.store.keys import WORKER_ACL_RULES

@@ -30,8 +30,8 @@ def test_tls_with_password(tmp_path: Path) -> None:
 
 @pytest.mark.irods
 def test_a_job_runs_over_tls(tmp_path: Path, irods_env, irods_session) -> None:  # type: ignore[no-untyped-def]
+    from irods_ingest.actions import start_job
     from irods_ingest.config import JobConfig, Operation
-    from irods_ingest.control import start_job
     from irods_ingest.irods_io.session import IrodsSettings
     from irods_ingest.store.jobstore import JobStore
     from irods_ingest.worker import WorkerOptions, run_worker

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from irods_ingest.actions import start_job
 from irods_ingest.config import JobConfig
-from irods_ingest.control import start_job
 from irods_ingest.irods_io.session import IrodsSettings
 from irods_ingest.store.connection import connect
 from irods_ingest.store.jobstore import JobStore, RunStatus

@@ -286,7 +286,7 @@ def _client(args: argparse.Namespace) -> Any:
 
 
 def follow(client: Any, job: str, run_id: str | None, show_progress: bool) -> RunStatus:
-    from irods_ingest.control import watch
+    from irods_ingest.actions import watch
 
     started = time.monotonic()
     last: RunStatus | None = None
@@ -315,7 +315,7 @@ def spawn_workers(
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    from irods_ingest.control import start_job
+    from irods_ingest.actions import start_job
     from irods_ingest.store.jobstore import JobStore
 
     config = config_from_args(args)
@@ -411,7 +411,7 @@ def _plan_s3(config: JobConfig) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from irods_ingest.control import stop_job
+    from irods_ingest.actions import stop_job
 
     stopped = stop_job(_client(args), args.job_name)
     print(f"job {args.job_name}: " + ("stopped" if stopped else "no active run"))
@@ -429,7 +429,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from irods_ingest.control import jobs
+    from irods_ingest.actions import jobs
     from irods_ingest.store.jobstore import JobStore
 
     client = _client(args)
@@ -456,7 +456,7 @@ def cmd_failures(args: argparse.Namespace) -> int:
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
-    from irods_ingest.control import retry_failed
+    from irods_ingest.actions import retry_failed
     from irods_ingest.store.jobstore import JobStore
 
     client = _client(args)

@@ -41,8 +41,8 @@ def generate_tree(root: Path, files: int, seed: int = 7) -> None:
 
 
 def run_demo(*, path: str | None, redis_url: str | None, workers: int, files: int) -> int:
+    from irods_ingest.actions import start_job
     from irods_ingest.cli import follow, spawn_workers, summary
-    from irods_ingest.control import start_job
     from irods_ingest.store.connection import connect
     from irods_ingest.store.jobstore import JobStore
     from irods_ingest.testing.irods_server import IrodsTestServer

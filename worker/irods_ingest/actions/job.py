@@ -1,0 +1,94 @@
+"""One job, as a controller sees it: its state, and every action that changes it.
+
+The operator reaches the engine through this class only (import-linter holds it to that):
+it reads a job's run status, history, failure records and its own notes, prepares and
+starts runs, stops them, retries what failed, hands a new handler to an active run, keeps
+the workers' Redis credential, and removes the job. How any of that lives in Redis is the
+business of the layers below.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from irods_ingest.actions.retry import retry_failed
+from irods_ingest.actions.runs import StartResult, prepare
+from irods_ingest.config import JobConfig
+from irods_ingest.store.acl import JobCredentials
+from irods_ingest.store.connection import RedisClient
+from irods_ingest.store.jobstore import JobStore, RunStatus
+from irods_ingest.store.keys import HISTORY_LIMIT
+
+
+class JobActions:
+    def __init__(self, client: RedisClient, job: str) -> None:
+        self.job = job
+        self._client = client
+        self._store = JobStore(client, job)
+
+    # ------------------------------------------------------------------ state
+    def status(self) -> RunStatus:
+        return self._store.status()
+
+    def history(self, limit: int = HISTORY_LIMIT) -> list[dict[str, Any]]:
+        """Summaries of finished runs, newest first."""
+        return self._store.history(limit)
+
+    def failures(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """The current (or last) run's failure records, newest first."""
+        return self._store.failures(limit)
+
+    def stored_config(self) -> JobConfig | None:
+        return self._store.load_config()
+
+    def memo(self) -> dict[str, str]:
+        """The controller's own notes about this job (``op:*`` fields)."""
+        return self._store.memo()
+
+    def remember(self, name: str, value: str) -> None:
+        self._store.set_memo(name, value)
+
+    # ------------------------------------------------------------------ runs
+    def prepare(
+        self,
+        config: JobConfig,
+        handler_source: str | None,
+        *,
+        run_handler: bool = True,
+        handler_origin: str = "event handler",
+    ) -> JobConfig:
+        """Validate ``config`` and store the handler (see :func:`irods_ingest.actions.runs.prepare`)."""
+        return prepare(config, handler_source, self._store, run_handler=run_handler, handler_origin=handler_origin)
+
+    def start(self, config: JobConfig, *, force: bool = False) -> StartResult:
+        """Start a run of a prepared config; with an active run and not ``force``, nothing changes."""
+        started, run_id = self._store.start_run(config, force=force)
+        return StartResult(started, run_id)
+
+    def stop(self, reason: str = "stopped by request") -> bool:
+        return self._store.stop_run(reason)
+
+    def retry_failed(self, *, force: bool = False) -> StartResult:
+        return retry_failed(self._client, self.job, force=force)
+
+    def use_handler(self, handler_hash: str | None) -> bool:
+        """Point the active run at another (already stored) handler: its workers look handlers
+        up by hash and switch within a task. Returns whether anything changed."""
+        current = self._store.load_config()
+        if current is None or current.handler_hash == handler_hash:
+            return False
+        self._store.save_config(current.with_changes(handler_hash=handler_hash))
+        return True
+
+    # ------------------------------------------------------------------ the workers' credential
+    def worker_credentials(self, *, select: bool = False) -> JobCredentials:
+        """The job's own Redis user for its workers (``select``: they use a database other than 0)."""
+        return JobCredentials(self._client, self.job, select=select)
+
+    # ------------------------------------------------------------------ removal
+    def delete(self, reason: str = "the job was deleted") -> int:
+        """Stop the run, remove the workers' Redis user and every key of the job.
+        Returns the number of keys deleted."""
+        self._store.stop_run(reason)
+        self.worker_credentials().delete()
+        return self._store.delete_job()

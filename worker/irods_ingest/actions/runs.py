@@ -1,0 +1,78 @@
+"""Starting, stopping, listing and following runs (the Sync Actions Manager's core)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from irods_ingest.config import JobConfig, check
+from irods_ingest.errors import ConfigError, ConfigProblem, HandlerError
+from irods_ingest.handlers import check_handler_syntax, compile_handler, job_policy
+from irods_ingest.store.connection import RedisClient
+from irods_ingest.store.jobstore import JobStore, RunStatus, handler_digest, list_jobs
+
+
+@dataclass(frozen=True)
+class StartResult:
+    started: bool
+    run_id: str
+    full_run: bool = False  # a retry that had to start a full run (see retry_failed)
+    note: str = ""  # why, for the user
+
+
+def prepare(
+    config: JobConfig,
+    handler_source: str | None,
+    store: JobStore,
+    *,
+    run_handler: bool = True,
+    handler_origin: str = "event handler",
+) -> JobConfig:
+    """Validate everything before anything runs; store the handler; return the final config.
+
+    ``run_handler`` loads the handler and applies its job-wide answers (operation(),
+    delete_mode(), character_map()) here, so that a mistake fails ``start`` at once: right
+    for the CLI, whose user owns the handler. The operator passes False and never runs
+    tenant code: it checks the module's syntax only, and the workers apply the handler's
+    answers (a failure there fails the run, visibly).
+    """
+    if handler_source is not None:
+        digest = handler_digest(handler_source.encode())
+        try:
+            if run_handler:
+                config = job_policy(config, compile_handler(handler_source, digest))
+            else:
+                check_handler_syntax(handler_source, handler_origin)
+        except HandlerError as exc:
+            raise ConfigError([ConfigProblem("event_handler", str(exc), "fix the handler module")]) from exc
+        config = config.with_changes(handler_hash=store.save_handler(handler_source))
+    return check(config)
+
+
+def start_job(client: RedisClient, config: JobConfig, handler_source: str | None = None, *, force: bool = False) -> StartResult:
+    store = JobStore(client, config.job_name)
+    final = prepare(config, handler_source, store)
+    started, run_id = store.start_run(final, force=force)  # drops a stale change cache too
+    return StartResult(started, run_id)
+
+
+def stop_job(client: RedisClient, job: str) -> bool:
+    return JobStore(client, job).stop_run()
+
+
+def jobs(client: RedisClient) -> list[RunStatus]:
+    return [JobStore(client, name).status() for name in list_jobs(client)]
+
+
+def watch(client: RedisClient, job: str, *, interval: float = 0.5, run_id: str | None = None) -> Iterator[RunStatus]:
+    """Yield the job's status every ``interval`` until its run (``run_id`` or current) ends."""
+    store = JobStore(client, job)
+    while True:
+        status = store.status()
+        yield status
+        if run_id is not None and status.run_id != run_id:
+            return
+        if not status.active:
+            return
+        time.sleep(interval)
