@@ -44,6 +44,7 @@ from irods_ingest.errors import (
     SourceVanished,
     StoreUnavailable,
 )
+from irods_ingest.failures import FailureRecord, failure_record
 from irods_ingest.handlers import Handler
 from irods_ingest.irods_io.bulk import (
     ParallelWrite,
@@ -312,18 +313,8 @@ class TaskExecutor:
             log.warning("handler_policy_failed", extra={"job": self.ctx.job, "error": str(exc), "using": self.config.max_retries})
             return self.config.max_retries
 
-    def _failure(self, path: str, reason: str, attempts: int, task: Task, tb: str = "") -> dict[str, Any]:
-        record: dict[str, Any] = {
-            "path": path,
-            "reason": reason,
-            "attempts": attempts,
-            "time": round(time.time(), 3),
-            "task": task.id,
-            "kind": task.kind.value,
-        }
-        if tb:
-            record["traceback"] = tb[-4000:]
-        return record
+    def _failure(self, path: str, reason: str, attempts: int, task: Task, tb: str = "") -> FailureRecord:
+        return failure_record(path, reason, attempts=attempts, task=task.id, kind=task.kind.value, traceback=tb)
 
     # ------------------------------------------------------------------ scan
     def scan(self, task: Task) -> TaskOutcome:

@@ -27,6 +27,7 @@ from irods_ingest import metrics
 from irods_ingest.config import DeleteMode, JobConfig, S3Source, cache_generation
 from irods_ingest.errors import HandlerError, IngestError, PermanentError, StoreUnavailable
 from irods_ingest.execute import RunContext, TaskExecutor
+from irods_ingest.failures import failure_record
 from irods_ingest.handlers import Handler, HandlerCache, checked_job_policy
 from irods_ingest.irods_io.catalog import IrodsCatalog
 from irods_ingest.irods_io.session import IrodsSettings, open_session
@@ -246,8 +247,7 @@ class WorkerThread:
         (anyone with a worker's Redis credential can push one): recorded, never executed."""
         reason = REJECTED_PREFIX + str(malformed)
         log.warning("task_rejected", extra={"job": store.job, "task": malformed.task_id, "reason": reason})
-        outcome = _rejected("unknown", malformed.task_id, "", reason, 1)
-        outcome.failures[0]["payload"] = malformed.excerpt
+        outcome = _rejected("unknown", malformed.task_id, "", reason, 1, payload=malformed.excerpt)
 
         def ack() -> str:
             # The ack fences by run only: the payload counts against the run it was queued in.
@@ -302,10 +302,8 @@ class WorkerThread:
             outcome = TaskOutcome(finalize=task.kind.value == "finalize", error=f"internal error: {exc!r}")
             outcome.count("tasks_failed")
             outcome.count("files_failed", task.file_count)
-            outcome.failures.append(
-                {"path": task.directory, "reason": f"internal error: {exc!r}", "attempts": task.attempt + 1,
-                 "time": time.time(), "task": task.id, "kind": task.kind.value, "traceback": traceback.format_exc()[-4000:]}
-            )
+            outcome.failures.append(failure_record(task.directory, f"internal error: {exc!r}", attempts=task.attempt + 1,
+                                                   task=task.id, kind=task.kind.value, traceback=traceback.format_exc()))
         # The ack is safe to repeat: if an earlier attempt ran but its reply was lost, the
         # repeat finds the task gone from the processing list and changes nothing.
         acked = self.with_store_retries(lambda: store.ack(self.worker_id, raw, task, outcome))
@@ -355,10 +353,8 @@ class WorkerThread:
             outcome.count("tasks_failed")
             outcome.count("files_failed", task.file_count)
             outcome.error = str(exc)
-            outcome.failures.append(
-                {"path": task.directory, "reason": str(exc), "attempts": 1, "time": time.time(), "task": task.id,
-                 "kind": task.kind.value, "traceback": getattr(exc, "traceback_text", "")[-4000:]}
-            )
+            outcome.failures.append(failure_record(task.directory, str(exc), attempts=1, task=task.id, kind=task.kind.value,
+                                                   traceback=getattr(exc, "traceback_text", "")))
             outcome.finalize = task.kind.value == "finalize"
             return outcome
         ctx = RunContext(
@@ -396,15 +392,13 @@ class WorkerThread:
                 store.requeue(max_attempts=1_000_000, only_worker=self.worker_id, count_attempt=False)
 
 
-def _rejected(kind: str, task_id: str, path: str, reason: str, attempts: int) -> TaskOutcome:
+def _rejected(kind: str, task_id: str, path: str, reason: str, attempts: int, payload: str = "") -> TaskOutcome:
     """A rejected task's outcome: one failed task, one record, nothing else (no file counted:
     a forged task's files were never discovered)."""
     outcome = TaskOutcome()
     outcome.count("tasks_failed")
-    outcome.failures.append(
-        {"path": path, "reason": reason, "attempts": attempts, "time": time.time(), "task": task_id, "kind": kind,
-         "outcome": "rejected"}
-    )
+    outcome.failures.append(failure_record(path, reason, attempts=attempts, task=task_id, kind=kind, outcome="rejected",
+                                           payload=payload))
     return outcome
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from irods_ingest.actions.retry import retry_failed
 from irods_ingest.actions.runs import StartResult, prepare
 from irods_ingest.config import JobConfig
+from irods_ingest.failures import FailureRecord
 from irods_ingest.store.acl import JobCredentials
 from irods_ingest.store.connection import RedisClient
 from irods_ingest.store.jobstore import JobStore, RunStatus
@@ -34,7 +35,7 @@ class JobActions:
         """Summaries of finished runs, newest first."""
         return self._store.history(limit)
 
-    def failures(self, limit: int | None = None) -> list[dict[str, Any]]:
+    def failures(self, limit: int | None = None) -> list[FailureRecord]:
         """The current (or last) run's failure records, newest first."""
         return self._store.failures(limit)
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from typing import Any
 
 from irods_ingest.actions.runs import StartResult
 from irods_ingest.config import JobConfig
 from irods_ingest.errors import PermanentError
+from irods_ingest.failures import FailureRecord
 from irods_ingest.store.connection import RedisClient
 from irods_ingest.store.jobstore import JobStore
 from irods_ingest.tasks import FileEntry, Task, TaskKind
@@ -17,7 +17,7 @@ from irods_ingest.tasks import FileEntry, Task, TaskKind
 log = logging.getLogger("irods_ingest.actions")
 
 
-def retry_tasks(config: JobConfig, failures: list[dict[str, Any]], run_id: str) -> tuple[list[Task], int]:
+def retry_tasks(config: JobConfig, failures: list[FailureRecord], run_id: str) -> tuple[list[Task], int]:
     """Tasks that redo exactly what failed in the last run (no rescan), and how many files they hold."""
     root = config.source_root
     batches: dict[str, list[FileEntry]] = {}

@@ -19,6 +19,7 @@ import redis
 
 from irods_ingest.config import DEFAULT_MAX_FAILURE_RECORDS, JobConfig, cache_generation
 from irods_ingest.errors import PermanentError
+from irods_ingest.failures import FailureRecord, read_failure_record
 from irods_ingest.store import lua
 from irods_ingest.store.connection import translated_errors
 from irods_ingest.store.keys import HISTORY_LIMIT, JOBS_INDEX, SEEN_TTL_SECONDS, JobKeys
@@ -77,7 +78,7 @@ class TaskOutcome:
     counters: dict[str, int] = field(default_factory=dict)
     enqueue: list[Task] = field(default_factory=list)
     delay: list[tuple[float, Task]] = field(default_factory=list)
-    failures: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[FailureRecord] = field(default_factory=list)
     cache_set: dict[str, dict[str, str]] = field(default_factory=dict)  # directory -> name -> value
     cache_delete: dict[str, list[str]] = field(default_factory=dict)  # directory -> names
     finalize: bool = False
@@ -141,16 +142,6 @@ def _str(value: bytes | str | None) -> str:
 
 # Failure-record fields that identify things rather than describe them.
 _NOT_REDACTED = frozenset({"path", "task", "kind", "outcome"})
-
-
-def _failure_record(raw: bytes | str) -> dict[str, Any]:
-    try:
-        record = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        record = None
-    if not isinstance(record, dict):
-        return {"path": "", "reason": "(unreadable failure record)", "kind": "invalid"}
-    return record
 
 
 def list_jobs(client: redis.Redis) -> list[str]:
@@ -351,14 +342,14 @@ class JobStore:
             raw = self.client.lrange(self.keys.history, 0, limit - 1)
         return [json.loads(item) for item in raw]
 
-    def failures(self, limit: int | None = None) -> list[dict[str, Any]]:
+    def failures(self, limit: int | None = None) -> list[FailureRecord]:
         """The run's failure records, newest first. Workers write them (and anyone holding a
         worker's credential could write anything): a record that is not a JSON object comes
         back as one saying so, never as an exception in the reader."""
         end = -1 if limit is None else limit - 1
         with translated_errors():
             raw = self.client.lrange(self.keys.failures, 0, end)
-        return [_failure_record(item) for item in raw]
+        return [read_failure_record(item) for item in raw]
 
     # ----------------------------------------------------------------- queue
     def register_worker(self, worker_id: str, ttl: float) -> None:
@@ -459,7 +450,7 @@ class JobStore:
     def _redacted(self, text: str) -> str:
         return self._redact(text) if self._redact is not None and text else text
 
-    def _fit(self, record: dict[str, Any]) -> dict[str, Any]:
+    def _fit(self, record: FailureRecord) -> dict[str, Any]:
         """A failure record as it may be stored: secrets redacted, then every text capped
         (redacting first: a cut must never leave the start of a secret behind)."""
         fitted: dict[str, Any] = {}
