@@ -93,6 +93,15 @@ WORKER_TMP_PATH: Final = "/tmp"
 RESERVED_WORKER_PATHS: Final = (WORKER_CONFIG_ROOT, WORKER_TMP_PATH)
 
 
+# --- The operator's notes in the job's Redis hash (the engine keeps them as fields "op:*") ----
+# What it must remember between passes, so that a restarted operator neither starts a duplicate
+# run nor repeats an Event.
+MEMO_RUN_NOW: Final = "op:run_now"  # the last runNow token acted on
+MEMO_RETRY_FAILED: Final = "op:retry_failed"  # the last retryFailed token acted on
+MEMO_SCHEDULE_SLOT: Final = "op:schedule_slot"  # the last schedule slot fired (ISO 8601)
+MEMO_STARTED_ONCE: Final = "op:started_once"  # the last run started (without a schedule a job runs once)
+MEMO_REPORTED_RUN: Final = "op:reported_run"  # the last run whose end was announced
+
 # --- Condition types and statuses (kstatus: Ready is normal-true; Reconciling/Stalled abnormal-true)
 class ConditionType(StrEnum):
     READY = "Ready"

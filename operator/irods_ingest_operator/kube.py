@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import urllib3
@@ -19,6 +18,7 @@ from kubernetes.client.exceptions import ApiException
 
 from irods_ingest.errors import PermanentError, RetryableError
 from irods_ingest_operator.constants import FIELD_MANAGER
+from irods_ingest_operator.refs import DeploymentState
 
 
 class NotFound(PermanentError):
@@ -58,13 +58,6 @@ def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
             config_file=kubeconfig or os.environ.get("KUBECONFIG"), client_configuration=configuration
         )
     return client.ApiClient(configuration)
-
-
-@dataclass(frozen=True)
-class DeploymentState:
-    replicas: int
-    ready: int
-    controller_uid: str | None = None  # the uid of the object that controls it (ownerReferences)
 
 
 class KubeAdapter:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,46 +22,26 @@ from irods_ingest import logs
 from irods_ingest.actions import connect
 from irods_ingest.errors import ConfigError, IngestError, PermanentError, RetryableError
 from irods_ingest_operator import __version__, metrics
-from irods_ingest_operator.constants import (
-    FINALIZER,
-    GROUP,
-    KOPF_ANNOTATION_PREFIX,
-    PLURAL,
-    VERSION,
-    EventReason,
-    EventType,
-)
+from irods_ingest_operator.builders.status import merge_patch_for
+from irods_ingest_operator.constants import FINALIZER, GROUP, KOPF_ANNOTATION_PREFIX, PLURAL, VERSION
 from irods_ingest_operator.kube import KubeAdapter, load_api_client
-from irods_ingest_operator.reconcile import OperatorContext, Reconciler, cleanup
+from irods_ingest_operator.reconcile import (
+    CleanupRetry,
+    OperatorContext,
+    OperatorMemory,
+    Policy,
+    cleanup,
+    decide_cleanup_failure,
+    reconcile,
+)
+from irods_ingest_operator.refs import JobRef
 from irods_ingest_operator.settings import OperatorSettings, WorkerCredentials
 
 log = logging.getLogger("irods_ingest_operator")
 
-_job_locks: dict[str, threading.Lock] = {}
-_locks_guard = threading.Lock()
 
-
-def _lock_for(key: str) -> threading.Lock:
-    # The timer and the change handlers of one SyncJob may fire together; passes must not interleave.
-    with _locks_guard:
-        return _job_locks.setdefault(key, threading.Lock())
-
-
-def merge_patch_for(old: Any, new: dict[str, Any]) -> dict[str, Any]:
-    """A JSON merge patch turning ``old`` into ``new``: fields we no longer report become None
-    (removed), at every depth, since a merge patch merges nested objects."""
-    patch: dict[str, Any] = {}
-    for key, value in new.items():
-        previous = old.get(key) if isinstance(old, dict) else None
-        patch[key] = merge_patch_for(previous, value) if isinstance(value, dict) and isinstance(previous, dict) else value
-    if isinstance(old, dict):
-        for key in old:
-            patch.setdefault(key, None)
-    return patch
-
-
-def _apply_status(patch: kopf.Patch, old: Any, new: dict[str, Any]) -> None:
-    patch.setdefault("status", {}).update(merge_patch_for(dict(old or {}), new))
+def _apply_status(patch: kopf.Patch, old: Any, new: Any) -> None:
+    patch.setdefault("status", {}).update(merge_patch_for(dict(old or {}), dict(new)))
 
 
 def build_registry(settings: OperatorSettings, ctx: OperatorContext) -> kopf.OperatorRegistry:
@@ -74,11 +53,11 @@ def build_registry(settings: OperatorSettings, ctx: OperatorContext) -> kopf.Ope
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         return kopf.login_via_client(**kwargs)
 
-    def reconcile(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
+    def on_change(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
         key = f"{body['metadata']['namespace']}/{body['metadata']['name']}"
-        with _lock_for(key):
+        with ctx.memory.lock(key):  # the timer and the change handlers of one job must not interleave
             try:
-                outcome = Reconciler(ctx, body).reconcile()
+                outcome = reconcile(ctx, body)
             except RetryableError as exc:
                 metrics.RECONCILE_ERRORS.labels(*key.split("/", 1), "retryable").inc()
                 raise kopf.TemporaryError(str(exc), delay=10) from exc
@@ -88,12 +67,12 @@ def build_registry(settings: OperatorSettings, ctx: OperatorContext) -> kopf.Ope
         _apply_status(patch, body.get("status"), outcome.status)
 
     for decorator in (kopf.on.create, kopf.on.update, kopf.on.resume):
-        decorator(GROUP, VERSION, PLURAL, registry=registry, id="reconcile")(reconcile)
+        decorator(GROUP, VERSION, PLURAL, registry=registry, id="reconcile")(on_change)
 
     @kopf.timer(GROUP, VERSION, PLURAL, registry=registry, interval=settings.reconcile_interval, id="refresh")
     def refresh(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **kwargs: Any) -> None:
         try:
-            reconcile(body=body, patch=patch, logger=logger, **kwargs)
+            on_change(body=body, patch=patch, logger=logger, **kwargs)
         except kopf.TemporaryError as exc:
             logger.warning(f"refresh failed, retrying next interval: {exc}")
 
@@ -101,17 +80,18 @@ def build_registry(settings: OperatorSettings, ctx: OperatorContext) -> kopf.Ope
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry, id="cleanup", retries=attempts + 1)
     def on_delete(body: kopf.Body, retry: int, logger: kopf.Logger, **_: Any) -> None:
-        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        ref = JobRef.from_body(body)
         try:
-            deleted = cleanup(ctx, namespace, name)
-            logger.info(f"removed {deleted} Redis keys of {namespace}/{name}")
+            deleted = cleanup(ctx, ref)
+            logger.info(f"removed {deleted} Redis keys of {ref.key}")
         except IngestError as exc:
-            if retry + 1 < attempts:
-                delay = min(30.0, settings.cleanup_backoff * 2**retry)
-                raise kopf.TemporaryError(f"cleaning up Redis: {exc}", delay=delay) from exc
-            # Never hang a deletion on Redis: proceed, and say what was left behind.
-            kopf.event(body, type=str(EventType.WARNING), reason=str(EventReason.CLEANUP_INCOMPLETE),
-                       message=f"Redis state of {namespace}/{name} was not removed after {retry} attempts: {exc}")
+            verdict = decide_cleanup_failure(job=ref.key, retry=retry, attempts=attempts,
+                                             backoff=settings.cleanup_backoff, error=str(exc))
+            if isinstance(verdict, CleanupRetry):
+                raise kopf.TemporaryError(f"cleaning up Redis: {exc}", delay=verdict.delay) from exc
+            ctx.memory.forget(ref.key)
+            event = verdict.event
+            kopf.event(body, type=str(event.type), reason=str(event.reason), message=event.message)
 
     return registry
 
@@ -129,19 +109,23 @@ def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
 
 
 def build_context(settings: OperatorSettings) -> OperatorContext:
-    return OperatorContext(
-        redis=connect(settings.redis_url),
-        kube=KubeAdapter(load_api_client()),
+    policy = Policy(
         worker_image=settings.worker_image,
         worker_redis=settings.worker_redis,
         scale_down_window=settings.scale_down_window,
         worker_service_account=settings.worker_service_account,
+        credential_rotation=settings.credential_rotation,
+        pod_policy=settings.pod_policy,
+    )
+    return OperatorContext(
+        redis=connect(settings.redis_url),
+        kube=KubeAdapter(load_api_client()),
+        policy=policy,
+        memory=OperatorMemory(),  # this process's memory of its jobs; pruned as they are deleted
         per_job_redis_url=(
             settings.worker_redis_base_url if settings.worker_credentials is WorkerCredentials.PER_JOB else None
         ),
-        credential_rotation=settings.credential_rotation,
         admission=settings.admission,
-        pod_policy=settings.pod_policy,
         max_failure_records=settings.max_failure_records,
     )
 

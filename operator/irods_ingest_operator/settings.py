@@ -21,7 +21,7 @@ from irods_ingest_operator.admission import (
     parse_list,
     valid_quantity,
 )
-from irods_ingest_operator.builders import RedisEndpoint, SecretKeyRef
+from irods_ingest_operator.refs import RedisEndpoint, SecretKeyRef
 
 PREFIX = "IRODS_INGEST_OPERATOR_"
 DEFAULT_CREDENTIAL_ROTATION = timedelta(days=7)

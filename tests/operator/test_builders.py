@@ -13,10 +13,7 @@ import pytest
 
 from irods_ingest_operator.builders import (
     Health,
-    JobRef,
-    RedisEndpoint,
     ScaleRecommendation,
-    SecretKeyRef,
     build_condition,
     build_event,
     build_worker_deployment,
@@ -28,6 +25,7 @@ from irods_ingest_operator.builders import (
     stabilize_replicas,
 )
 from irods_ingest_operator.constants import FIELD_MANAGER, EventType
+from irods_ingest_operator.refs import JobRef, RedisEndpoint, SecretKeyRef
 from irods_ingest_operator.spec import SyncJobSpec, parse_spec
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
@@ -638,7 +636,7 @@ def test_progress_text(discovered: int, processed: int, running: bool, text: str
 
 
 def test_status_merge_patch_removes_fields_no_longer_reported() -> None:
-    from irods_ingest_operator.main import merge_patch_for
+    from irods_ingest_operator.builders import merge_patch_for
 
     old = {"run": {"id": "a", "outcome": "Succeeded", "completionTime": "t"}, "nextSyncTime": "x", "files": {"synced": 3}}
     new = {"run": {"id": "b", "startTime": "s"}, "files": {"synced": 0}}

@@ -1,4 +1,4 @@
-"""The SyncJob CRD: structural for the 1.20 API server, and in step with constants.py and spec.py."""
+"""The SyncJob CRD: structural for the 1.20 API server, and in step with constants.py and the spec package."""
 
 from __future__ import annotations
 
@@ -243,7 +243,7 @@ def test_printer_column_paths_exist_in_the_schema(schema: dict[str, Any]) -> Non
     assert status["lastSyncTime"]["format"] == "date-time"
 
 
-# --- Agreement with constants.py and spec.py --------------------------------------------------
+# --- Agreement with constants.py and the spec package (spec/model.py) -------------------------
 def spec_node(schema: dict[str, Any], dotted: str) -> dict[str, Any]:
     node: dict[str, Any] = schema["properties"]["spec"]
     for part in dotted.split("."):

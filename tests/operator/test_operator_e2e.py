@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
+from irods_ingest.actions import JobActions
+from irods_ingest.jobstate import RunState
 from irods_ingest.store.connection import connect
-from irods_ingest.store.jobstore import JobStore
-from irods_ingest.testing.processes import stop_process
 from irods_ingest_operator.constants import GROUP, PLURAL, VERSION
+from irods_ingest_testkit.processes import stop_process
 from testsupport.irods_fixtures import IrodsEnv
 from testsupport.kube import ControlPlane
 from testsupport.kubelet import LocalKubelet
@@ -69,8 +70,7 @@ def test_syncjob_runs_end_to_end(cluster: Cluster, operator_process: OperatorPro
     wait_for("nextSyncTime", lambda: "nextSyncTime" in cluster.get("ingest")["status"])
     # Make the current slot due now instead of waiting for the clock: the operator's memo of
     # the last fired slot moves back ten minutes.
-    store = JobStore(connect(redis_url), f"{cluster.namespace}/ingest")
-    store.set_memo("op:schedule_slot", time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() - 600)))
+    JobActions(connect(redis_url), f"{cluster.namespace}/ingest").remember("op:schedule_slot", time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() - 600)))
     wait_for("the scheduled run to finish", lambda: (cluster.get("ingest")["status"].get("run", {}).get("id") != first_run
                                                      and cluster.get("ingest")["status"]["run"].get("outcome") == "Succeeded"))
     files = cluster.get("ingest")["status"]["files"]
@@ -107,7 +107,7 @@ def test_invalid_spec_becomes_a_stalled_condition(cluster: Cluster, operator_pro
     assert "spec.deleteMode" in stalled["message"] and "Put" in stalled["message"]
     assert cluster.condition("bad", "Ready")["status"] == "False"  # type: ignore[index]
     wait_for("an InvalidSpec event", lambda: "InvalidSpec" in cluster.events("bad"))
-    assert JobStore(connect(redis_url), f"{cluster.namespace}/bad").status().state == "none"  # nothing ran
+    assert RunState(connect(redis_url), f"{cluster.namespace}/bad").status().state == "none"  # nothing ran
     # Fixing the spec clears the condition and runs the job.
     cluster.patch_spec("bad", {"deleteMode": "DoNotDelete"})
     wait_for("Stalled cleared", lambda: (cluster.condition("bad", "Stalled") or {}).get("status") == "False")

@@ -1,0 +1,177 @@
+"""One reconcile pass end to end on a real Redis, with a recording stand-in for the Kubernetes API.
+
+What decide() cannot show alone: the pass performs changes, then decides again from what they
+changed (a run started, a credential rotated, a Secret found to be another's), and the
+operator's memory is kept per job and pruned on deletion.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from irods_ingest.actions import JobActions, connect
+from irods_ingest_operator.constants import CREDENTIAL_VERSION_ANNOTATION, MEMO_STARTED_ONCE
+from irods_ingest_operator.kube import KubeAdapter, NotFound, NotOurs
+from irods_ingest_operator.reconcile import OperatorContext, OperatorMemory, Policy, cleanup, reconcile
+from irods_ingest_operator.refs import DeploymentState, JobRef, RedisEndpoint
+
+pytestmark = [pytest.mark.redis]
+
+T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
+UID = "0b9c3a8e-1111-4222-8333-944455556666"
+HANDLER = "class event_handler:\n    pass\n"
+
+
+class RecordingKube(KubeAdapter):
+    """The kube adapter's interface, in memory: what was applied, written, scaled and posted."""
+
+    def __init__(self) -> None:
+        self.deployments: dict[str, Mapping[str, Any]] = {}
+        self.secrets: dict[str, Mapping[str, Any]] = {}
+        self.config_maps: dict[tuple[str, str], dict[str, str]] = {}
+        self.events: list[Mapping[str, Any]] = []
+        self.foreign_secrets: set[str] = set()
+
+    def apply_deployment(self, manifest: Mapping[str, Any]) -> None:
+        self.deployments[manifest["metadata"]["name"]] = manifest
+
+    def write_owned_secret(self, manifest: Mapping[str, Any]) -> None:
+        name = manifest["metadata"]["name"]
+        if name in self.foreign_secrets:
+            raise NotOurs(f"Secret {manifest['metadata']['namespace']}/{name} already exists and is not ours")
+        self.secrets[name] = manifest
+
+    def deployment_state(self, namespace: str, name: str) -> DeploymentState | None:
+        manifest = self.deployments.get(name)
+        if manifest is None:
+            return None
+        owners = manifest["metadata"].get("ownerReferences") or [{}]
+        replicas = int(manifest["spec"]["replicas"])
+        return DeploymentState(replicas=replicas, ready=replicas, controller_uid=owners[0].get("uid"))
+
+    def scale_deployment_if_exists(self, namespace: str, name: str, replicas: int) -> None:
+        if name in self.deployments:
+            manifest = dict(self.deployments[name])
+            manifest["spec"] = {**manifest["spec"], "replicas": replicas}
+            self.deployments[name] = manifest
+
+    def read_config_map_key(self, namespace: str, name: str, key: str) -> str:
+        data = self.config_maps.get((namespace, name))
+        if data is None or key not in data:
+            raise NotFound(f"ConfigMap {namespace}/{name} has no key {key!r}")
+        return data[key]
+
+    def post_event(self, event: Mapping[str, Any]) -> None:
+        self.events.append(event)
+
+    def reasons(self) -> list[str]:
+        return [event["reason"] for event in self.events]
+
+
+@pytest.fixture
+def kube() -> RecordingKube:
+    return RecordingKube()
+
+
+def context(redis_url: str, kube: RecordingKube, *, per_job: bool = False) -> OperatorContext:
+    policy = Policy(worker_image="irods-ingest-worker:0.1.0", worker_redis=RedisEndpoint(url=redis_url),
+                    credential_rotation=timedelta(days=7))
+    return OperatorContext(redis=connect(redis_url), kube=kube, policy=policy, memory=OperatorMemory(),
+                           per_job_redis_url=redis_url if per_job else None)
+
+
+def body(name: str = "archive", *, status: Mapping[str, Any] | None = None, **spec: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "namespace": "science", "uid": UID, "generation": 1,
+                     "creationTimestamp": "2024-05-01T11:00:00Z"},
+        "spec": {
+            "source": {"path": "/data"},
+            "destination": {"collection": "/tempZone/home/alice", "connectionSecret": {"name": "irods-conn"}},
+            **spec,
+        },
+        "status": dict(status or {}),
+    }
+
+
+def test_a_pass_that_starts_a_run_reports_and_sizes_for_that_run(redis_url: str, kube: RecordingKube) -> None:
+    ctx = context(redis_url, kube)
+    outcome = reconcile(ctx, body(), T0)
+    job = JobActions(ctx.redis, "science/archive")
+    assert outcome.started_run == job.status().run_id is not None
+    assert job.memo()[MEMO_STARTED_ONCE] == outcome.started_run
+    # decided again after the start: the new run's status and a worker for it, in the same pass
+    assert outcome.status["run"]["id"] == outcome.started_run
+    assert outcome.desired_replicas == 1 and kube.deployments["archive-worker"]["spec"]["replicas"] == 1
+    assert [c["status"] for c in outcome.status["conditions"] if c["type"] == "Reconciling"] == ["True"]
+    assert kube.reasons() == ["RunStarted", "ScaledWorkers"]
+    assert ctx.memory.scale_history("science/archive")  # the window remembers the run's recommendation
+
+    again = reconcile(ctx, body(status=outcome.status), T0 + timedelta(seconds=5))
+    assert again.started_run is None and again.status["run"]["id"] == outcome.started_run
+    assert kube.reasons() == ["RunStarted", "ScaledWorkers"]  # no second run, no Event repeated
+
+
+def test_a_handler_edit_reaches_the_active_run(redis_url: str, kube: RecordingKube) -> None:
+    ctx = context(redis_url, kube)
+    kube.config_maps["science", "handler"] = {"handler.py": HANDLER}
+    job_body = body(handler={"configMapRef": {"name": "handler"}})
+    job = JobActions(ctx.redis, "science/archive")
+    first = reconcile(ctx, job_body, T0)
+    before = job.stored_config()
+    kube.config_maps["science", "handler"] = {"handler.py": HANDLER + "# v2\n"}
+    reconcile(ctx, job_body, T0 + timedelta(seconds=5))
+    after = job.stored_config()
+    assert before is not None and after is not None and before.handler_hash != after.handler_hash
+    assert kube.reasons().count("HandlerUpdated") == 1
+    assert job.status().run_id == first.started_run  # the run goes on: handed the handler, not restarted
+
+
+def test_the_first_credential_is_handed_over_and_versions_the_pods(redis_url: str, kube: RecordingKube) -> None:
+    ctx = context(redis_url, kube, per_job=True)
+    reconcile(ctx, body(), T0)
+    secret = kube.secrets["archive-worker-redis"]
+    version = secret["metadata"]["annotations"][CREDENTIAL_VERSION_ANNOTATION]
+    template = kube.deployments["archive-worker"]["spec"]["template"]
+    assert template["metadata"]["annotations"][CREDENTIAL_VERSION_ANNOTATION] == version  # decided again after it
+    assert base64.b64decode(secret["data"]["url"]).decode().startswith("redis://ii-job%3Ascience%2Farchive:")
+    assert "CredentialRotated" not in kube.reasons()  # the first one is no rotation
+    # Due a week later: rotated, announced, the pods roll onto the new version.
+    reconcile(ctx, body(), T0 + timedelta(days=7))
+    rotated = kube.secrets["archive-worker-redis"]["metadata"]["annotations"][CREDENTIAL_VERSION_ANNOTATION]
+    assert rotated != version and "CredentialRotated" in kube.reasons()
+    template = kube.deployments["archive-worker"]["spec"]["template"]
+    assert template["metadata"]["annotations"][CREDENTIAL_VERSION_ANNOTATION] == rotated
+
+
+def test_a_credential_secret_of_another_stalls_the_job_before_any_run(redis_url: str, kube: RecordingKube) -> None:
+    ctx = context(redis_url, kube, per_job=True)
+    kube.foreign_secrets.add("archive-worker-redis")
+    outcome = reconcile(ctx, body(), T0)
+    stalled = next(c for c in outcome.status["conditions"] if c["type"] == "Stalled")
+    assert (stalled["status"], stalled["reason"]) == ("True", "NameConflict")
+    assert JobActions(ctx.redis, "science/archive").status().state == "none"  # nothing ran
+    assert "archive-worker" not in kube.deployments and kube.reasons() == ["InvalidSpec"]
+
+
+def test_memory_is_kept_per_job_and_pruned_on_deletion(redis_url: str, kube: RecordingKube) -> None:
+    ctx = context(redis_url, kube)
+    reconcile(ctx, body("one"), T0)
+    reconcile(ctx, body("two"), T0)
+    with ctx.memory.lock("science/one"):
+        pass
+    assert ctx.memory.jobs() == {"science/one", "science/two"}
+    assert cleanup(ctx, JobRef("science", "one", UID)) > 0
+    assert ctx.memory.jobs() == {"science/two"}
+    assert JobActions(ctx.redis, "science/one").status().state == "none"
+
+
+def test_a_lock_per_job() -> None:
+    memory = OperatorMemory()
+    assert memory.lock("a/x") is memory.lock("a/x") and memory.lock("a/x") is not memory.lock("a/y")
+    memory.forget("a/x")
+    assert memory.jobs() == {"a/y"}
