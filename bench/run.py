@@ -40,8 +40,8 @@ from irods.column import Criterion
 from irods.models import Collection, DataObject
 from irods.session import iRODSSession
 
-from irods_ingest.testing.irods_server.control import ControlClient
-from irods_ingest.testing.redis_server import RedisServer
+from irods_ingest_testkit.irods_server.control import ControlClient
+from irods_ingest_testkit.redis_server import RedisServer
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -678,9 +678,9 @@ class _DiscoveryWatcher:
 
 
 def _our_status(client: redis.Redis, job: str) -> dict[str, Any]:
-    from irods_ingest.store.jobstore import JobStore
+    from irods_ingest.jobstate import RunState
 
-    status = JobStore(client, job).status()
+    status = RunState(client, job).status()
     return {"state": status.state, **status.counters}
 
 

@@ -4,10 +4,14 @@ Starts a private ``redis-server`` (unless a URL is given) and the iRODS protocol
 server, ingests PATH (or a generated sample tree) with local worker processes and a
 live progress bar, then prints a summary and what landed in iRODS. Everything it
 started is stopped and its scratch directory removed, whatever happens.
+
+The run itself is the engine's local run (``irods_ingest.actions.local``), shown as
+``irods-ingest start --workers N --progress`` shows it.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import random
 import shutil
@@ -21,6 +25,26 @@ from irods_ingest.irods_io.catalog import IrodsCatalog
 from irods_ingest.irods_io.session import IrodsSettings, open_session
 
 DEMO_COLLECTION = "/tempZone/home/rods/demo"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="irods-ingest demo",
+        description="A whole ingest on embedded defaults: a private redis-server, the iRODS test server, local workers.",
+    )
+    parser.add_argument("path", nargs="?", default=None, help="directory to ingest (default: a generated sample tree)")
+    parser.add_argument("--redis-url", "--redis_url", default=None, help="use this Redis instead of starting a private one")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--files", type=int, default=500, help="size of the generated sample tree")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    from irods_ingest import logs
+
+    args = build_parser().parse_args(argv)
+    logs.configure("WARNING")
+    return run_demo(path=args.path, redis_url=args.redis_url, workers=args.workers, files=args.files)
 
 
 def generate_tree(root: Path, files: int, seed: int = 7) -> None:
@@ -41,12 +65,11 @@ def generate_tree(root: Path, files: int, seed: int = 7) -> None:
 
 
 def run_demo(*, path: str | None, redis_url: str | None, workers: int, files: int) -> int:
-    from irods_ingest.actions import start_job
-    from irods_ingest.cli import follow, spawn_workers, summary
-    from irods_ingest.store.connection import connect
-    from irods_ingest.store.jobstore import JobStore
-    from irods_ingest.testing.irods_server import IrodsTestServer
-    from irods_ingest.testing.redis_server import RedisServer
+    from irods_ingest.actions import connect, start_job
+    from irods_ingest.actions.local import LocalWorkers, run_with_local_workers
+    from irods_ingest.cli import ProgressBar, summary
+    from irods_ingest_testkit.irods_server import IrodsTestServer
+    from irods_ingest_testkit.redis_server import RedisServer
 
     scratch = Path(tempfile.mkdtemp(prefix="irods-ingest-demo-"))
     with ExitStack() as cleanup:
@@ -87,16 +110,8 @@ def run_demo(*, path: str | None, redis_url: str | None, workers: int, files: in
         client = connect(redis_url)
         result = start_job(client, config, force=True)
         print(f"demo: started job demo, run {result.run_id}, with {workers} worker processes", file=sys.stderr)
-        processes = spawn_workers("demo", workers, redis_url, "WARNING")
-        try:
-            follow(client, "demo", result.run_id, show_progress=True)
-        finally:
-            for process in processes:
-                try:
-                    process.wait(timeout=30)
-                except Exception:
-                    process.kill()
-        final = JobStore(client, "demo").status()
+        final = run_with_local_workers(client, "demo", result.run_id, LocalWorkers(workers, redis_url=redis_url),
+                                       ProgressBar())
         print(summary(final), file=sys.stderr)
         show_listing(IrodsSettings.from_environment())
         return 0 if final.state == "done" else 1

@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from irods_ingest.testing.processes import free_port, stop_process, wait_until
+from irods_ingest_testkit.processes import free_port, stop_process, wait_until
 
 REDIS_SERVER_BINARY = "redis-server"
 

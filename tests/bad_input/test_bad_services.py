@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 
 from irods_ingest.config import Operation
-from irods_ingest.store.jobstore import RunStatus
-from irods_ingest.testing.processes import free_port
-from irods_ingest.testing.redis_server import RedisServer
+from irods_ingest.jobstate import RunStatus
+from irods_ingest_testkit.processes import free_port
+from irods_ingest_testkit.redis_server import RedisServer
 from testsupport.accounting import assert_accounted
 from testsupport.ingest import Ingest
 from testsupport.irods_fixtures import IrodsEnv
@@ -173,7 +173,7 @@ def test_irods_going_away_mid_run_fails_each_file_by_name_and_retry_lands_them(i
     try:
         # (a run that raised leaves `result` empty: the assertions below then say so)
         # Every directory scanned (collections made, files discovered), no file synced yet.
-        wait_for("the scan", lambda: ingest.store.status().counters["files_discovered"] == len(names))
+        wait_for("the scan", lambda: ingest.runs.status().counters["files_discovered"] == len(names))
         proxy.sever()
     finally:
         gate.touch()
@@ -193,5 +193,5 @@ def test_irods_going_away_mid_run_fails_each_file_by_name_and_retry_lands_them(i
 
     assert run_worker(WorkerOptions(jobs=[ingest.job], redis_url=ingest.redis_url, exit_when_idle=True,
                                     irods_settings=ingest.settings), install_signals=False) == 0
-    assert ingest.store.status().state == "done"
+    assert ingest.runs.status().state == "done"
     assert set(ingest.objects()) == names

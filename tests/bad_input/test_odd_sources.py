@@ -21,8 +21,8 @@ import pytest
 
 from irods_ingest.actions import start_job
 from irods_ingest.config import Operation, SymlinkPolicy
+from irods_ingest.jobstate import RunStatus
 from irods_ingest.store.connection import connect
-from irods_ingest.store.jobstore import RunStatus
 from testsupport.accounting import assert_accounted, entries_on_disk
 from testsupport.ingest import Ingest
 
@@ -158,7 +158,7 @@ def test_directory_replaced_by_a_file_mid_scan(ingest: Ingest) -> None:
 
 
 def test_irods_unreachable_fails_the_run_clearly(ingest: Ingest) -> None:
-    from irods_ingest.testing.processes import free_port
+    from irods_ingest_testkit.processes import free_port
 
     ingest.write("a.txt", b"a")
     ingest.env = type(ingest.env)(host="127.0.0.1", port=free_port(), user="rods", password="rods", zone="tempZone")
@@ -245,7 +245,7 @@ def run_in_restricted_worker(ingest: Ingest, **config: Any) -> RunStatus:
     worker = subprocess.run([*drop_dac_override(), sys.executable, "-m", "irods_ingest", "worker", "--job", ingest.job,
                              "--exit-when-idle"], env=env, capture_output=True, text=True, timeout=120)
     assert worker.returncode == 0, worker.stderr
-    status: RunStatus = ingest.store.status()
+    status: RunStatus = ingest.runs.status()
     return status
 
 

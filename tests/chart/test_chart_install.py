@@ -29,9 +29,9 @@ import pytest
 import redis
 from kubernetes import client as k8s
 
-from irods_ingest.testing.processes import free_port, stop_process, wait_until
-from irods_ingest.testing.redis_server import RedisServer
 from irods_ingest_operator.constants import GROUP, PLURAL, VERSION
+from irods_ingest_testkit.processes import free_port, stop_process, wait_until
+from irods_ingest_testkit.redis_server import RedisServer
 from testsupport.helm_fixtures import CHART_DIR, Helm
 from testsupport.irods_fixtures import IrodsEnv
 from testsupport.kube import ControlPlane

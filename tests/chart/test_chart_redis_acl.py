@@ -22,9 +22,10 @@ import redis
 from chart.chartkit import FULLNAME, Manifest, one
 
 from irods_ingest.config import JobConfig, Operation
-from irods_ingest.store.jobstore import JobStore, TaskOutcome
+from irods_ingest.jobstate import RunState, StoredJob
+from irods_ingest.queue import TaskOutcome, TaskQueue
 from irods_ingest.store.keys import WORKER_ACL_RULES, JobKeys
-from irods_ingest.testing.redis_server import RedisServer
+from irods_ingest_testkit.redis_server import RedisServer
 from testsupport.helm_fixtures import CHART_DIR
 
 pytestmark = [pytest.mark.helm, pytest.mark.redis]
@@ -75,17 +76,17 @@ def test_bundled_redis_gives_workers_a_user_that_cannot_write_configs_or_handler
         keys = JobKeys("team-a/job")
         config = JobConfig(job_name="team-a/job", source_path=str(tmp_path), target_collection="/tempZone/home/rods/x",
                            operation=Operation.NO_OP)
-        JobStore(operator, "team-a/job").start_run(config)  # the operator's side: config and first task
+        RunState(operator, "team-a/job").start(config)  # the operator's side: config and first task
         operator.set(keys.handler("abc"), b"handler source")
-        # the worker's side of a run, through the engine's own store (its Lua scripts included)
-        store = JobStore(worker, "team-a/job")
-        store.heartbeat("w1", ttl=30)
-        assert store.run_and_config()[1] == config
-        claimed = store.claim("w1", timeout=1)
+        # the worker's side of a run, through the engine's own queue (its Lua scripts included)
+        queue = TaskQueue(worker, "team-a/job")
+        queue.heartbeat("w1", ttl=30)
+        assert StoredJob(worker, "team-a/job").run_and_config()[1] == config
+        claimed = queue.claim("w1", timeout=1)
         assert claimed is not None
         outcome = TaskOutcome()
         outcome.count("tasks_done")
-        assert store.ack("w1", claimed[0], claimed[1], outcome) in ("ok", "finishing")
+        assert queue.ack("w1", claimed[0], claimed[1], outcome) in ("ok", "finishing")
         assert worker.get(keys.handler("abc")) == b"handler source"
         # ...but cannot change what any job runs, nor administer the server
         with pytest.raises(redis.exceptions.NoPermissionError):
@@ -127,11 +128,11 @@ def test_per_job_mode_leaves_user_management_to_the_operators_user(render: Any, 
         keys = JobKeys("team-a/job")
         operator.execute_command("ACL", "SETUSER", "job-user", "on", ">job-Pass-1", *keys.worker_acl_rules().split())
         assert operator.execute_command("ACL", "GETUSER", "job-user")
-        JobStore(operator, "team-a/job").start_run(JobConfig(
+        RunState(operator, "team-a/job").start(JobConfig(
             job_name="team-a/job", source_path=str(tmp_path), target_collection="/tempZone/home/rods/x",
             operation=Operation.NO_OP))
         job_user = redis.Redis(port=server.port, username="job-user", password="job-Pass-1")
-        assert JobStore(job_user, "team-a/job").claim("w1", timeout=1) is not None
+        assert TaskQueue(job_user, "team-a/job").claim("w1", timeout=1) is not None
         with pytest.raises(redis.exceptions.NoPermissionError):
             job_user.get(JobKeys("team-b/other").run)
         assert operator.execute_command("ACL", "DELUSER", "job-user") == 1

@@ -9,6 +9,7 @@ import json
 import re
 import tomllib
 from dataclasses import dataclass, field
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Final
 
@@ -204,3 +205,32 @@ def test_build_context_is_filtered_per_dockerfile() -> None:
     for name in EXPECTED:
         ignore = (IMAGES / f"{name}.dockerignore").read_text().splitlines()
         assert ignore[ignore.index("*")] == "*" and "!worker/" in ignore and "!operator/" in ignore
+
+
+def test_images_carry_no_test_kit() -> None:
+    """The test kit (testkit/, the irods-ingest-testkit distribution) reaches neither image: no
+    stage copies it, no build context sends it, and the root project's wheel, the only thing the
+    images install, cannot hold it (docs/adr-testkit.md)."""
+    for name in EXPECTED:
+        for stage in parse(IMAGES / name).stages:
+            for copy in stage.all("COPY") + stage.all("ADD"):
+                assert "testkit" not in copy, f"{name}: {copy}"
+        rules = [line.strip() for line in (IMAGES / f"{name}.dockerignore").read_text().splitlines()]
+        rules = [rule for rule in rules if rule and not rule.startswith("#")]
+        assert rules[0] == "*", f"{name}.dockerignore: exclude everything first"
+        sent = [rule for rule in rules if rule.startswith("!") and fnmatch("testkit", rule[1:].rstrip("/"))]
+        assert not sent, f"{name}.dockerignore sends testkit/: {sent}"
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    find = project["tool"]["setuptools"]["packages"]["find"]
+    packages = {
+        ".".join(init.parent.relative_to(REPO_ROOT / where).parts)
+        for where in find["where"]
+        for init in (REPO_ROOT / where).rglob("__init__.py")
+    }
+    wheel = {p for p in packages if any(fnmatch(p, pattern) for pattern in find["include"])}
+    assert {"irods_ingest", "irods_ingest_operator"} <= wheel
+    assert not [p for p in wheel if "testkit" in p or p.startswith("irods_ingest.testing")], sorted(wheel)
+    assert set(project["tool"]["setuptools"]["package-dir"]) == {"irods_ingest", "irods_ingest_operator"}
+    extras = project["project"]["optional-dependencies"].values()
+    requirements = [*project["project"]["dependencies"], *(r for extra in extras for r in extra)]
+    assert not [r for r in requirements if "testkit" in r], "the project must not depend on its test kit"

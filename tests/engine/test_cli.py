@@ -102,10 +102,10 @@ def test_start_refuses_handler_with_incompatible_delete_mode(redis_url: str, tmp
     assert main(["start", str(tmp_path), "/tempZone/home/rods/x", "--event-handler", str(handler),
                  "--job-name", "bad-handler", "--redis-url", redis_url]) == 2
     assert "delete_mode: Trash is incompatible with operation Put" in capsys.readouterr().err
+    from irods_ingest.jobstate import RunState
     from irods_ingest.store.connection import connect
-    from irods_ingest.store.jobstore import JobStore
 
-    assert JobStore(connect(redis_url), "bad-handler").status().state == "none"  # nothing started
+    assert RunState(connect(redis_url), "bad-handler").status().state == "none"  # nothing started
 
 
 @pytest.mark.redis
@@ -117,3 +117,21 @@ def test_start_refuses_a_handler_with_a_syntax_error(redis_url: str, tmp_path: P
                  "--redis-url", redis_url]) == 2
     err = capsys.readouterr().err
     assert "invalid event_handler: event handler failed to load: SyntaxError" in err and "Traceback" not in err
+
+
+def test_demo_and_test_server_come_from_the_test_kits_entry_points(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The engine never imports the test kit: it finds `demo` and `test-server` through the
+    `irods_ingest.commands` entry points, and without them says in one line what to install."""
+    from irods_ingest import cli
+
+    assert {"demo", "test-server"} <= set(cli.extra_commands(builtin=()))
+    assert "demo" in build_parser(cli.extra_commands(builtin=())).format_help()
+    # as if the test kit were not installed
+    monkeypatch.setattr("irods_ingest.cli.entry.extra_commands", lambda builtin: {})
+    for command in ("demo", "test-server"):
+        assert main([command, "--help"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"irods-ingest {command}: this command comes with the test kit")
+        assert "irods-ingest-testkit" in err[0] and "scripts/dev setup" in err[0]

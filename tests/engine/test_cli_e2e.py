@@ -98,7 +98,7 @@ def scrape(port: int) -> dict[str, float]:
 
 
 def test_worker_metrics_endpoint(redis_url: str, irods_env: IrodsEnv, irods_session, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from irods_ingest.testing.processes import free_port, stop_process, wait_until
+    from irods_ingest_testkit.processes import free_port, stop_process, wait_until
 
     source = tmp_path / "src"
     source.mkdir()

@@ -13,7 +13,7 @@ import pytest
 from irods_ingest.config import JobConfig, Operation
 from irods_ingest.failures import UNREADABLE, failure_record, is_failure, read_failure_record
 from irods_ingest.store.connection import connect
-from irods_ingest.store.jobstore import JobStore
+from testsupport.jobparts import JobParts
 
 
 def test_a_record_round_trips_through_its_stored_form() -> None:
@@ -38,15 +38,15 @@ def test_fields_of_the_wrong_type_are_dropped_not_trusted() -> None:
 @pytest.mark.redis
 def test_the_requeue_scripts_dead_letter_reads_as_a_failure_record(redis_url: str, tmp_path: object) -> None:
     client = connect(redis_url)
-    store = JobStore(client, "dead-letter")
-    store.start_run(JobConfig(job_name="dead-letter", source_path="/src", target_collection="/tempZone/home/x",
-                              operation=Operation.NO_OP))
-    claimed = store.claim("gone-worker", 0)
+    job = JobParts.of(client, "dead-letter")
+    job.runs.start(JobConfig(job_name="dead-letter", source_path="/src", target_collection="/tempZone/home/x",
+                             operation=Operation.NO_OP))
+    claimed = job.queue.claim("gone-worker", 0)
     assert claimed is not None
-    client.sadd(store.keys.claimers, "gone-worker")  # registered once, its heartbeat long expired
-    moved, dead = store.requeue(max_attempts=0)  # gone-worker has no heartbeat: dead; one attempt is too many
+    client.sadd(job.keys.claimers, "gone-worker")  # registered once, its heartbeat long expired
+    moved, dead = job.queue.requeue_dead_workers(max_attempts=0)  # gone-worker has no heartbeat: dead; one attempt is too many
     assert (moved, dead) == (0, 1)
-    (record,) = store.failures()
+    (record,) = job.failures.records()
     assert set(record) == {"task", "kind", "path", "attempts", "reason", "time", "files"}
     assert record["kind"] == "scan" and record["attempts"] == 1 and isinstance(record["time"], float)
     assert "a worker died" in record["reason"] and is_failure(record)

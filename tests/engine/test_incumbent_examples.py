@@ -13,8 +13,8 @@ import pytest
 from irods_ingest.actions import start_job
 from irods_ingest.config import JobConfig
 from irods_ingest.irods_io.session import IrodsSettings
+from irods_ingest.jobstate import FailureLog, RunState, RunStatus
 from irods_ingest.store.connection import connect
-from irods_ingest.store.jobstore import JobStore, RunStatus
 from irods_ingest.worker import WorkerOptions, run_worker
 
 pytestmark = pytest.mark.redis
@@ -80,7 +80,7 @@ def run_job(redis_url: str, source: Path, handler: str, name: str) -> RunStatus:
     start_job(client, config, handler)
     options = WorkerOptions(jobs=[name], redis_url=redis_url, concurrency=1, exit_when_idle=True, irods_settings=UNUSED_IRODS)
     assert run_worker(options, install_signals=False) == 0
-    return JobStore(client, name).status()
+    return RunState(client, name).status()
 
 
 @pytest.fixture
@@ -107,7 +107,7 @@ def test_no_retry_example_fails_every_file_visibly(redis_url: str, source: Path,
     status = run_job(redis_url, source, FAIL_ONCE.format(counts=str(counts), retry_methods="    pass\n"), "no-retry")
     assert status.state == "failed"
     assert (status.counters["files_synced"], status.counters["files_failed"]) == (0, 10)
-    failures = JobStore(connect(redis_url), "no-retry").failures()
+    failures = FailureLog(connect(redis_url), "no-retry").records()
     assert len(failures) == 10 and all("no failures" in f["reason"] and f["traceback"] for f in failures)
 
 
@@ -116,5 +116,5 @@ def test_timeout_example_fails_only_the_slow_file(redis_url: str, source: Path) 
     status = run_job(redis_url, source, TIMEOUT, "timeout")
     assert status.state == "failed"
     assert (status.counters["files_synced"], status.counters["files_failed"]) == (10, 1)
-    failure = JobStore(connect(redis_url), "timeout").failures()[0]
+    failure = FailureLog(connect(redis_url), "timeout").records()[0]
     assert failure["path"].endswith("slow.txt") and "timed out after 1 s" in failure["reason"]

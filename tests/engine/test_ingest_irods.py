@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from irods_ingest.config import DeleteMode, Operation
-from irods_ingest.testing.irods_server import DEFAULT_RESOURCE, LEAF_RESOURCES, MID_RESOURCE, ROOT_RESOURCE
+from irods_ingest_testkit.irods_server import DEFAULT_RESOURCE, LEAF_RESOURCES, MID_RESOURCE, ROOT_RESOURCE
 from testsupport.ingest import Ingest, hooks_handler, read_hook_log
 
 pytestmark = [pytest.mark.redis, pytest.mark.irods]

@@ -34,7 +34,7 @@ def problem(task: Task, config: JobConfig = FS, mode: DeleteMode | None = None) 
     "task",
     [
         Task(TaskKind.SCAN, "r"),
-        Task(TaskKind.SCAN, "r", directory="a/b c", also=("x", "y/z", "caf\udce9")),
+        Task(TaskKind.SCAN, "r", directory="a/b c", more_directories=("x", "y/z", "caf\udce9")),
         files("a.txt", "b c", "caf\udce9", "..hidden", "...", "x\ny"),
         files("l", kind="link", directory="sub"),
         files("s", kind="socket"),
@@ -70,9 +70,9 @@ def test_directories_stay_below_the_source_root(directory: str, kind: TaskKind) 
     assert reason is not None and repr(directory) in reason
 
 
-@pytest.mark.parametrize("also", ["..", "/etc", "a/../../b", ""])
-def test_every_directory_of_a_scan_group_is_checked(also: str) -> None:
-    assert problem(Task(TaskKind.SCAN, "r", directory="ok", also=("fine", also))) is not None
+@pytest.mark.parametrize("other", ["..", "/etc", "a/../../b", ""])
+def test_every_directory_of_a_scan_group_is_checked(other: str) -> None:
+    assert problem(Task(TaskKind.SCAN, "r", directory="ok", more_directories=("fine", other))) is not None
 
 
 def test_s3_directories_follow_the_same_rules() -> None:
@@ -202,7 +202,7 @@ def test_a_malformed_task_keeps_its_id_and_a_bounded_excerpt() -> None:
 
 def test_every_task_the_engine_encodes_decodes_unchanged() -> None:
     for task in (
-        Task(TaskKind.SCAN, "r", directory="a", also=("b", "caf\udce9")),
+        Task(TaskKind.SCAN, "r", directory="a", more_directories=("b", "caf\udce9")),
         files("a", "caf\udce9", directory="d"),
         Task(TaskKind.FILES, "r", entries=(FileEntry("o", 5, 6, "regular", "etag-1"),)),
         delete(f"{TARGET}/a", colls=(f"{TARGET}/b",)),

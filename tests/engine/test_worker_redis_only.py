@@ -18,8 +18,8 @@ import pytest
 from irods_ingest.actions import start_job
 from irods_ingest.config import JobConfig, Operation
 from irods_ingest.irods_io.session import IrodsSettings
+from irods_ingest.jobstate import FailureLog, RunState, RunStatus
 from irods_ingest.store.connection import connect
-from irods_ingest.store.jobstore import JobStore, RunStatus
 from irods_ingest.worker import Timing, WorkerOptions, run_worker
 
 pytestmark = pytest.mark.redis
@@ -57,7 +57,7 @@ def test_run_counts_every_file_once_and_finishes(redis_url: str, tmp_path: Path)
     client = connect(redis_url)
     start_job(client, noop_config("noop", tmp_path / "src", files_per_task=4))
     assert run_worker(WorkerOptions(jobs=["noop"], redis_url=redis_url, concurrency=3, exit_when_idle=True, irods_settings=UNUSED_IRODS), install_signals=False) == 0
-    status = JobStore(client, "noop").status()
+    status = RunState(client, "noop").status()
     assert status.state == "done", status
     c = status.counters
     assert (c["files_discovered"], c["files_synced"], c["files_failed"]) == (total, total, 0)
@@ -70,7 +70,7 @@ def test_run_counts_every_file_once_and_finishes(redis_url: str, tmp_path: Path)
     # a second run finds everything unchanged through the per-directory cache
     start_job(client, noop_config("noop", tmp_path / "src", files_per_task=4))
     run_worker(WorkerOptions(jobs=["noop"], redis_url=redis_url, concurrency=2, exit_when_idle=True, irods_settings=UNUSED_IRODS), install_signals=False)
-    again = JobStore(client, "noop").status()
+    again = RunState(client, "noop").status()
     assert (again.state, again.counters["files_unchanged"], again.counters["files_synced"]) == ("done", total, 0)
 
 
@@ -78,11 +78,11 @@ def test_scan_tasks_cover_many_directories_and_hand_back_groups(redis_url: str, 
     """A scan task lists up to its budget of directories and returns the rest of its subtree
     to the queue in groups; the counters still count every directory scan once, and nothing
     is listed twice or missed."""
-    from irods_ingest import execute
+    from irods_ingest.execute import scan
     from irods_ingest.metrics import REGISTRY
 
-    monkeypatch.setattr(execute, "SCAN_BUDGET_DIRECTORIES", 4)
-    monkeypatch.setattr(execute, "SCAN_GROUP_DIRECTORIES", 3)
+    monkeypatch.setattr(scan, "SCAN_BUDGET_DIRECTORIES", 4)
+    monkeypatch.setattr(scan, "SCAN_GROUP_DIRECTORIES", 3)
     root = tmp_path / "src"
     size = 0
     for top in range(30):
@@ -103,9 +103,9 @@ def test_scan_tasks_cover_many_directories_and_hand_back_groups(redis_url: str, 
         start_job(client, noop_config("wide", root, files_per_task=5))
         assert run_worker(WorkerOptions(jobs=["wide"], redis_url=redis_url, concurrency=2, exit_when_idle=True,
                                         irods_settings=UNUSED_IRODS), install_signals=False) == 0
-        status = JobStore(client, "wide").status()
+        status = RunState(client, "wide").status()
         c = status.counters
-        assert status.state == "done", (status, JobStore(client, "wide").failures())
+        assert status.state == "done", (status, FailureLog(client, "wide").records())
         assert c["files_discovered"] == files and c["files_failed"] == 0
         batches = 60 if attempt == "first" else 0  # a rescan finds everything unchanged: no batches
         assert c["tasks_done"] == directories + batches
@@ -144,18 +144,18 @@ def test_sigkilled_worker_loses_nothing(redis_url: str, tmp_path: Path) -> None:
     total = make_tree(tmp_path / "src", dirs=6, files_per_dir=20)
     client = connect(redis_url)
     start_job(client, noop_config("kill", tmp_path / "src", files_per_task=5), SLOW_HANDLER)
-    store = JobStore(client, "kill")
+    runs = RunState(client, "kill")
     victim = _worker_process(redis_url, "kill", tmp_path / "victim.log")
-    wait_for(lambda: store.status().counters["files_synced"] >= 10, what="the victim to make progress")
+    wait_for(lambda: runs.status().counters["files_synced"] >= 10, what="the victim to make progress")
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=10)
-    assert store.status().in_flight >= 0
+    assert runs.status().in_flight >= 0
     # A survivor requeues the victim's tasks once its heartbeat expires (1 s in this test).
     assert run_worker(WorkerOptions(jobs=["kill"], redis_url=redis_url, concurrency=2, exit_when_idle=True,
                                     irods_settings=UNUSED_IRODS, timing=Timing(heartbeat_ttl=1.0)),
                       install_signals=False) == 0
-    status = store.status()
-    assert status.state == "done", (status, store.failures())
+    status = runs.status()
+    assert status.state == "done", (status, FailureLog(client, "kill").records())
     assert status.counters["files_synced"] == total
     assert status.counters["files_discovered"] == total
 
@@ -164,16 +164,16 @@ def test_sigterm_is_a_warm_shutdown(redis_url: str, tmp_path: Path) -> None:
     total = make_tree(tmp_path / "src", dirs=4, files_per_dir=25)
     client = connect(redis_url)
     start_job(client, noop_config("term", tmp_path / "src", files_per_task=25), SLOW_HANDLER)
-    store = JobStore(client, "term")
+    runs = RunState(client, "term")
     worker = _worker_process(redis_url, "term", tmp_path / "term.log")
-    wait_for(lambda: store.status().counters["files_synced"] >= 25, what="a first batch")
+    wait_for(lambda: runs.status().counters["files_synced"] >= 25, what="a first batch")
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=30) == 0  # it finishes the file in hand, requeues the rest of its batch, exits
-    mid: RunStatus = store.status()
+    mid: RunStatus = runs.status()
     assert mid.in_flight == 0  # nothing left claimed by the departed worker
     assert mid.counters["files_synced"] < total and mid.queued >= 1  # the unfinished files wait in the queue
     run_worker(WorkerOptions(jobs=["term"], redis_url=redis_url, concurrency=1, exit_when_idle=True, irods_settings=UNUSED_IRODS), install_signals=False)
-    final = store.status()
+    final = runs.status()
     assert final.state == "done" and final.counters["files_synced"] == total
 
 
@@ -182,10 +182,10 @@ def test_departed_workers_leave_no_bookkeeping(redis_url: str, tmp_path: Path) -
     client = connect(redis_url)
     start_job(client, noop_config("tidy", tmp_path / "src"))
     run_worker(WorkerOptions(jobs=["tidy"], redis_url=redis_url, concurrency=3, exit_when_idle=True, irods_settings=UNUSED_IRODS), install_signals=False)
-    store = JobStore(client, "tidy")
-    assert store.status().state == "done"
+    runs = RunState(client, "tidy")
+    assert runs.status().state == "done"
     keys = {k.decode() for p in ("ii", "iic") for k in client.scan_iter(match=f"{p}:{{tidy}}:*")}
     # what stays is the job, its last run, history and the change cache; no per-worker keys
     assert not any(":processing:" in k or ":heartbeat:" in k for k in keys), keys
-    assert client.scard(store.keys.claimers) == 0
+    assert client.scard(runs.keys.claimers) == 0
     assert {k.rsplit(":", 1)[-1] for k in keys if ":cache:" not in k and ":cached:" not in k} == {"job", "run", "history"}

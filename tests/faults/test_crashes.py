@@ -22,9 +22,9 @@ import pytest
 
 from irods_ingest.actions import start_job
 from irods_ingest.config import JobConfig, Operation
+from irods_ingest.jobstate import RunState, RunStatus
 from irods_ingest.store.connection import connect
-from irods_ingest.store.jobstore import JobStore, RunStatus
-from irods_ingest.testing.redis_server import RedisServer
+from irods_ingest_testkit.redis_server import RedisServer
 from testsupport.irods_fixtures import IrodsEnv
 
 pytestmark = [pytest.mark.faults, pytest.mark.redis, pytest.mark.irods, pytest.mark.slow]
@@ -105,24 +105,24 @@ def test_worker_sigkilled_at_a_random_point(seed: int, redis_url: str, irods_env
     config = JobConfig(job_name=job, source_path=str(tmp_path / "src"), target_collection=target,
                        operation=Operation.PUT, files_per_task=rng.choice([1, 3, 5]))
     start_job(client, config, SLOW_HOOK.format(delay=0.03))
-    store = JobStore(client, job)
+    runs = RunState(client, job)
     env = process_env(redis_url, irods_env)
     workers = [worker(env, job, tmp_path / f"w{i}.log") for i in range(2)]
     try:
         kill_after = rng.randint(0, len(files) - 2)
-        wait_for("progress", lambda: store.status().counters["files_synced"] >= kill_after or not store.status().active)
+        wait_for("progress", lambda: runs.status().counters["files_synced"] >= kill_after or not runs.status().active)
         victim = workers.pop(rng.randrange(2))
         victim.send_signal(signal.SIGKILL)
         victim.wait(10)
         workers.append(worker(env, job, tmp_path / "replacement.log"))
-        wait_for("the run to end", lambda: not store.status().active)
+        wait_for("the run to end", lambda: not runs.status().active)
     finally:
         for process in workers:
             process.send_signal(signal.SIGTERM)
         for process in workers:
             process.wait(30)
     session = irods_session()
-    assert_exactly_once(session, target, files, store.status())
+    assert_exactly_once(session, target, files, runs.status())
     session.collections.remove(target, recurse=True, force=True)
 
 
@@ -136,12 +136,12 @@ def test_redis_restarted_mid_run(private_redis: RedisServer, irods_env: IrodsEnv
     env = process_env(private_redis.url, irods_env)
     workers = [worker(env, "restart", tmp_path / f"w{i}.log") for i in range(2)]
     try:
-        wait_for("progress", lambda: JobStore(connect(private_redis.url), "restart").status().counters["files_synced"] >= 8)
+        wait_for("progress", lambda: RunState(connect(private_redis.url), "restart").status().counters["files_synced"] >= 8)
         private_redis.kill()  # a crash: AOF (appendfsync always) holds every acknowledged write
         time.sleep(1.0)  # an outage, not a synchronisation: workers must ride it out
         private_redis.start()
-        store = JobStore(connect(private_redis.url), "restart")
-        wait_for("the run to end", lambda: not store.status().active)
+        runs = RunState(connect(private_redis.url), "restart")
+        wait_for("the run to end", lambda: not runs.status().active)
         for process in workers:
             assert process.poll() is None, "a worker gave up during the Redis outage"
     finally:
@@ -150,5 +150,5 @@ def test_redis_restarted_mid_run(private_redis: RedisServer, irods_env: IrodsEnv
         for process in workers:
             process.wait(30)
     session = irods_session()
-    assert_exactly_once(session, target, files, store.status())
+    assert_exactly_once(session, target, files, runs.status())
     session.collections.remove(target, recurse=True, force=True)

@@ -27,16 +27,16 @@ import pytest
 from irods_ingest import metrics
 from irods_ingest.actions import retry_failed, start_job
 from irods_ingest.config import Operation
+from irods_ingest.jobstate import RunStatus
 from irods_ingest.store.connection import connect
-from irods_ingest.store.jobstore import RunStatus
-from irods_ingest.testing.irods_server import IrodsTestServer
-from irods_ingest.testing.irods_server.api import API_NAMES
-from irods_ingest.testing.irods_server.errors import (
+from irods_ingest.worker import WorkerOptions, run_worker
+from irods_ingest_testkit.irods_server import IrodsTestServer
+from irods_ingest_testkit.irods_server.api import API_NAMES
+from irods_ingest_testkit.irods_server.errors import (
     CAT_NO_ACCESS_PERMISSION,
     LOCKED_DATA_OBJECT_ACCESS,
     SYS_SOCK_READ_ERR,
 )
-from irods_ingest.worker import WorkerOptions, run_worker
 from testsupport.ingest import Ingest
 
 from .test_crashes import make_source, process_env, wait_for, worker
@@ -208,7 +208,7 @@ def test_permanent_error_fails_exactly_that_file_and_retry_fixes_it(
     retry = subprocess.run([sys.executable, "-m", "irods_ingest", "retry", ingest.job, "--workers", "1"],
                            env=env, capture_output=True, timeout=60, check=False)
     assert retry.returncode == 0, retry.stderr.decode()
-    assert_done(ingest.store.status(), 1, synced=1)
+    assert_done(ingest.runs.status(), 1, synced=1)
     assert_landed(ingest, files)
 
 
@@ -231,11 +231,11 @@ def test_retryable_error_past_the_attempt_limit_fails_the_file(server: IrodsTest
     assert status.state == "failed" and (c["files_unchanged"], c["files_failed"], c["files_synced"]) == (8, 1, 0), c
     assert_landed(ingest, files, missing=frozenset({"late.bin"}))
 
-    # Once the fault is gone, a retry run (JobStore level) redoes just that file.
+    # Once the fault is gone, a retry run (actions.retry_failed) redoes just that file.
     assert retry_failed(connect(ingest.redis_url), ingest.job).started
     run_worker(WorkerOptions(jobs=[ingest.job], redis_url=ingest.redis_url, exit_when_idle=True,
                              irods_settings=ingest.settings), install_signals=False)
-    assert_done(ingest.store.status(), 1, synced=1)
+    assert_done(ingest.runs.status(), 1, synced=1)
     assert_landed(ingest, files)
 
 
@@ -283,7 +283,7 @@ def test_reply_later_than_the_time_limit_times_the_file_out(server: IrodsTestSer
     assert retry_failed(connect(ingest.redis_url), ingest.job).started
     run_worker(WorkerOptions(jobs=[ingest.job], redis_url=ingest.redis_url, exit_when_idle=True,
                              irods_settings=ingest.settings), install_signals=False)
-    assert_done(ingest.store.status(), 1, synced=0)
+    assert_done(ingest.runs.status(), 1, synced=0)
     assert_landed(ingest, files)
 
 
@@ -312,18 +312,18 @@ def test_sigterm_mid_batch_requeues_the_rest(server: IrodsTestServer, ingest: In
             first.kill()
             first.wait(10)
     flag.unlink()  # the rest of the batch goes fast
-    mid = ingest.store.status()
+    mid = ingest.runs.status()
     done_by_first = mid.counters["files_synced"]
     assert 4 <= done_by_first < len(files), mid.counters
     assert mid.in_flight == 0 and mid.queued == 1, mid  # the unfinished files, as one task
     assert len(ingest.objects()) == done_by_first  # exactly the acknowledged files are in iRODS
     second = worker(env, ingest.job, tmp_path / "second.log")
     try:
-        wait_for("the run to end", lambda: not ingest.store.status().active, timeout=60)
+        wait_for("the run to end", lambda: not ingest.runs.status().active, timeout=60)
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(30)
-    assert_done(ingest.store.status(), len(files), synced=len(files))
+    assert_done(ingest.runs.status(), len(files), synced=len(files))
     assert_landed(ingest, files)
     # No file's hook ran twice: nothing was redone.
     assert sorted(marks.read_text().splitlines()) == sorted(str(ingest.source / rel) for rel in files)

@@ -12,8 +12,8 @@ import pytest
 
 from irods_ingest.actions import start_job
 from irods_ingest.config import JobConfig, Operation
+from irods_ingest.jobstate import FailureLog, RunState
 from irods_ingest.store.connection import connect
-from irods_ingest.store.jobstore import JobStore
 from testsupport.irods_fixtures import IrodsEnv
 
 from .test_crashes import make_source, process_env, wait_for, worker
@@ -34,7 +34,7 @@ def test_two_jobs_race_over_one_tree(operation: Operation, redis_url: str, irods
     env = process_env(redis_url, irods_env)
     workers = [worker(env, job, tmp_path / f"{job}-{i}.log") for job in jobs for i in range(2)]
     try:
-        wait_for("both runs to end", lambda: all(not JobStore(client, job).status().active for job in jobs), timeout=120)
+        wait_for("both runs to end", lambda: all(not RunState(client, job).status().active for job in jobs), timeout=120)
     finally:
         for process in workers:
             process.send_signal(signal.SIGTERM)
@@ -49,10 +49,10 @@ def test_two_jobs_race_over_one_tree(operation: Operation, redis_url: str, irods
             assert len(obj.replicas) == 1 and obj.size == len(files[rel])
     assert seen == dict.fromkeys(files, 1)
     for job in jobs:
-        status = JobStore(client, job).status()
-        assert status.state == "done", (job, JobStore(client, job).failures()[:3])
+        status = RunState(client, job).status()
+        assert status.state == "done", (job, FailureLog(client, job).records()[:3])
         c = status.counters
         assert c["files_synced"] + c["files_unchanged"] == len(files) and c["files_failed"] == 0
     # between them, each file was created exactly once
-    assert sum(JobStore(client, job).status().counters["files_synced"] for job in jobs) >= len(files)
+    assert sum(RunState(client, job).status().counters["files_synced"] for job in jobs) >= len(files)
     session.collections.remove(target, recurse=True, force=True)

@@ -23,8 +23,8 @@ import pytest
 from gitops.gitopskit import Verdict, argocd_health, kstatus
 from kubernetes import client as k8s
 
-from irods_ingest.testing.processes import stop_process
 from irods_ingest_operator.constants import GROUP, PLURAL, VERSION
+from irods_ingest_testkit.processes import stop_process
 from testsupport.irods_fixtures import IrodsEnv
 from testsupport.kube import ControlPlane
 from testsupport.kubelet import LocalKubelet, local_kubelet

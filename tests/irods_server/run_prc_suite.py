@@ -27,7 +27,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from irods_ingest.testing.irods_server import ADMIN_PASSWORD, ADMIN_USER, ZONE, IrodsTestServer
+from irods_ingest_testkit.irods_server import ADMIN_PASSWORD, ADMIN_USER, ZONE, IrodsTestServer
 
 # The operations the engine uses: collections, data objects, metadata, queries.
 DEFAULT_MODULES = ("collection_test", "data_obj_test", "meta_test", "query_test")

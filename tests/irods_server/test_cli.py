@@ -1,7 +1,7 @@
 """The command-line contract, and the control channel of a server in another process.
 
 Both spellings (``python -m irods_ingest test-server`` and ``python -m
-irods_ingest.testing.irods_server``) print one line with the address once ready, serve, and
+irods_ingest_testkit.irods_server``) print one line with the address once ready, serve, and
 exit 0 on SIGTERM.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from irods_ingest.testing.irods_server import ControlClient
+from irods_ingest_testkit.irods_server import ControlClient
 
 pytestmark = pytest.mark.irods
 
@@ -29,7 +29,7 @@ LINE = re.compile(
 )
 COMMANDS = {
     "irods-ingest test-server": ["-m", "irods_ingest", "test-server"],
-    "module": ["-m", "irods_ingest.testing.irods_server"],
+    "module": ["-m", "irods_ingest_testkit.irods_server"],
 }
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from irods_ingest.testing.irods_server import IrodsTestServer
+from irods_ingest_testkit.irods_server import IrodsTestServer
 from testsupport.irods_fixtures import IrodsEnv
 
 pytestmark = pytest.mark.irods

@@ -36,7 +36,7 @@ def trash_of(s3: S3Ingest) -> set[str]:
 
 
 def seen_keys(s3: S3Ingest) -> list[Any]:
-    return list(s3.ingest.store.client.scan_iter(match=f"ii:{{{s3.ingest.job}}}:seen:*"))
+    return list(s3.ingest.runs.client.scan_iter(match=f"ii:{{{s3.ingest.job}}}:seen:*"))
 
 
 @pytest.mark.parametrize(
@@ -101,7 +101,7 @@ def test_multi_page_prefix_deletes_only_what_left_it_and_prunes_its_cache(
     assert second.counters["files_unchanged"] == 11
 
     config = s3_ingest.ingest.config(source_path="", s3=s3_ingest.source, **settings)
-    cache = s3_ingest.ingest.store.cached_entries(cache_generation(config), "many")
+    cache = s3_ingest.ingest.cache.entries(cache_generation(config), ["many"])[0]
     assert set(cache) == {n.split("/")[1] for n in names} - {n.split("/")[1] for n in gone}
     assert seen_keys(s3_ingest) == []  # the listing book of every prefix is gone with the run
 
@@ -118,7 +118,7 @@ def test_do_not_delete_keeps_irods_but_still_prunes_the_cache(s3_ingest: S3Inges
     assert status.counters["files_deleted"] == 0
     assert len(s3_ingest.ingest.objects()) == 5  # DoNotDelete: iRODS keeps them
     config = s3_ingest.ingest.config(source_path="", s3=s3_ingest.source, operation=Operation.PUT_SYNC)
-    assert set(s3_ingest.ingest.store.cached_entries(cache_generation(config), "d")) == {"o1", "o2", "o3"}
+    assert set(s3_ingest.ingest.cache.entries(cache_generation(config), ["d"])[0]) == {"o1", "o2", "o3"}
 
     s3_ingest.put("d/o0", b"o")  # back again: synced again (its cache entry was dropped), not taken as unchanged
     again = s3_ingest.run(operation=Operation.PUT_SYNC)

@@ -14,7 +14,7 @@ import pytest
 from irods_ingest.config import Operation
 from irods_ingest.s3_io import CHUNK_BYTES, TransferSettings
 from irods_ingest.s3_io.bucket import RESUMES_PER_READ
-from irods_ingest.testing.irods_server import IrodsTestServer
+from irods_ingest_testkit.irods_server import IrodsTestServer
 from testsupport.s3_fixtures import MotoServer, S3Endpoint
 from testsupport.s3_ingest import S3Ingest, irods_sha256, overwriting_handler
 from testsupport.tcp_proxy import TcpProxy

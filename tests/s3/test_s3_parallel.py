@@ -11,7 +11,7 @@ import pytest
 
 from irods_ingest.config import Operation
 from irods_ingest.s3_io.bucket import RESUMES_PER_READ
-from irods_ingest.testing.irods_server import IrodsTestServer
+from irods_ingest_testkit.irods_server import IrodsTestServer
 from testsupport.s3_fixtures import S3Endpoint
 from testsupport.s3_ingest import S3Ingest, irods_sha256, overwriting_handler, tune_transfers
 from testsupport.tcp_proxy import TcpProxy

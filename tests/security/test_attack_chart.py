@@ -34,8 +34,8 @@ from chart.chartkit import (
 )
 
 from irods_ingest.store.keys import JobKeys
-from irods_ingest.testing.redis_server import RedisServer
 from irods_ingest_operator.constants import COMPONENT_LABELS, LABEL_INSTANCE, WORKER_METRICS_PORT
+from irods_ingest_testkit.redis_server import RedisServer
 from testsupport.helm_fixtures import CHART_DIR, Helm
 
 pytestmark = pytest.mark.helm

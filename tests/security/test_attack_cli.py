@@ -16,8 +16,8 @@ import pytest
 
 from irods_ingest.store.connection import connect
 from irods_ingest.store.keys import JobKeys
-from irods_ingest.testing.processes import stop_process, wait_until
-from irods_ingest.testing.redis_server import RedisServer
+from irods_ingest_testkit.processes import stop_process, wait_until
+from irods_ingest_testkit.redis_server import RedisServer
 
 pytestmark = [pytest.mark.redis]
 

@@ -24,8 +24,9 @@ import pytest
 
 from irods_ingest.actions import start_job
 from irods_ingest.config import DeleteMode, Operation
+from irods_ingest.jobstate import HandlerSources, RunState
+from irods_ingest.queue import TaskOutcome, TaskQueue
 from irods_ingest.store.connection import connect
-from irods_ingest.store.jobstore import JobStore, TaskOutcome
 from irods_ingest.tasks import Task, TaskKind
 from irods_ingest.worker import ShutdownState, WorkerOptions, WorkerThread
 from testsupport.ingest import Ingest
@@ -229,17 +230,17 @@ def test_a_handler_saying_do_not_delete_keeps_objects_and_collections(
     remove_vanishing(ingest)
 
     client = connect(ingest.redis_url)
-    store = JobStore(client, ingest.job)
+    runs = RunState(client, ingest.job)
     if policy == "per-path":
         start_job(client, ingest.config(delete_mode=DeleteMode.TRASH), handler, force=True)
     else:  # the stored config says Trash although the handler says DoNotDelete
-        digest = store.save_handler(handler)
-        store.start_run(ingest.config(delete_mode=DeleteMode.TRASH, handler_hash=digest), force=True)
+        digest = HandlerSources(client, ingest.job).save(handler)
+        runs.start(ingest.config(delete_mode=DeleteMode.TRASH, handler_hash=digest), force=True)
     from irods_ingest.worker import run_worker
 
     run_worker(WorkerOptions(jobs=[ingest.job], redis_url=ingest.redis_url, concurrency=2, exit_when_idle=True,
                              irods_settings=ingest.settings), install_signals=False)
-    status = store.status()
+    status = runs.status()
 
     assert status.state == "done", ingest.failures()
     assert status.counters["files_deleted"] == 0
@@ -259,29 +260,30 @@ def _run_with_every_delete_task_executed_twice(ingest: Ingest, handler: str | No
     start_job(client, ingest.config(**changes), handler, force=True)
     options = WorkerOptions(jobs=[ingest.job], redis_url=ingest.redis_url, irods_settings=ingest.settings)
     thread = WorkerThread(options, 0, ShutdownState(), {})
-    store = thread.stores[ingest.job]
-    store.register_worker(thread.worker_id, 60)
+    job = thread.jobs[ingest.job]
+    job.queue.heartbeat(thread.worker_id, 60)
     first_deliveries: set[str] = set()
     shapes: Counter[str] = Counter()
     deadline = time.monotonic() + 120
     try:
-        while store.status().active:
-            assert time.monotonic() < deadline, store.status()
+        while job.runs.status().active:
+            assert time.monotonic() < deadline, job.runs.status()
             claimed = thread.claim_any(block=False)
             if claimed is None:
                 time.sleep(0.02)
                 continue
-            claimed_store, raw, task = claimed
+            claimed_job, raw, task = claimed
             if task.kind is TaskKind.DELETE and task.id not in first_deliveries:
                 first_deliveries.add(task.id)
                 shapes["paths" if task.paths else "collections"] += 1
-                _, config = store.run_and_config()
+                _, config = job.stored.run_and_config()
                 assert config is not None
-                thread.execute(store, config, task)  # the work is done; the ack never comes
-                store.requeue(max_attempts=100, only_worker=thread.worker_id, count_attempt=True)
-                store.register_worker(thread.worker_id, 60)  # the same thread claims on, as a new worker would
+                thread.execute(job, config, task)  # the work is done; the ack never comes
+                job.queue.stop_heartbeat(thread.worker_id)  # the worker dies: the reaper hands its task back
+                assert job.queue.requeue_dead_workers(max_attempts=100) == (1, 0)
+                job.queue.heartbeat(thread.worker_id, 60)  # the same thread claims on, as a new worker would
                 continue
-            thread.process(claimed_store, raw, task)
+            thread.process(claimed_job, raw, task)
     finally:
         thread.close()
     return shapes
@@ -305,7 +307,7 @@ def test_a_redelivered_delete_task_counts_each_object_and_collection_once(
     remove_vanishing(ingest)
 
     shapes = _run_with_every_delete_task_executed_twice(ingest, handler, delete_mode=DeleteMode.TRASH)
-    status = ingest.store.status()
+    status = ingest.runs.status()
 
     assert shapes["paths"] >= 2 and shapes["collections"] >= 1, shapes
     assert status.state == "done", ingest.failures()
@@ -326,9 +328,9 @@ def test_a_large_vanished_collection_is_deleted_in_bounded_tasks(
     DELETE tasks of at most files_per_task objects, so no task and no ack holds more than a
     page however large the collection; every object is counted once and the collection is
     removed once it is empty."""
-    from irods_ingest import execute
+    from irods_ingest.execute import delete
 
-    monkeypatch.setattr(execute, "PURGE_FANOUT", 3, raising=False)  # pages of 3 x 50 = 150 objects
+    monkeypatch.setattr(delete, "PURGE_FANOUT", 3)  # pages of 3 x 50 = 150 objects
     files_per_task = 50
     page = 3 * files_per_task
     ingest.write("keep.txt", b"k")
@@ -343,14 +345,14 @@ def test_a_large_vanished_collection_is_deleted_in_bounded_tasks(
 
     acks: list[tuple[Task, TaskOutcome]] = []
     lock = threading.Lock()
-    original_ack = JobStore.ack
+    original_ack = TaskQueue.ack
 
-    def recording_ack(self: JobStore, worker_id: str, raw: bytes, task: Task, outcome: TaskOutcome) -> str:
+    def recording_ack(self: TaskQueue, worker_id: str, raw: bytes, task: Task, outcome: TaskOutcome, **options: int) -> str:
         with lock:
             acks.append((task, outcome))
-        return original_ack(self, worker_id, raw, task, outcome)
+        return original_ack(self, worker_id, raw, task, outcome, **options)
 
-    monkeypatch.setattr(JobStore, "ack", recording_ack)
+    monkeypatch.setattr(TaskQueue, "ack", recording_ack)
     status = ingest.run(**settings)
 
     assert status.state == "done", ingest.failures()

@@ -22,8 +22,8 @@ from irods.models import DataObject
 
 from irods_ingest.actions import start_job
 from irods_ingest.config import DeleteMode, Operation
+from irods_ingest.jobstate import RunStatus
 from irods_ingest.store.connection import connect
-from irods_ingest.store.jobstore import RunStatus
 from irods_ingest.store.keys import JobKeys
 from irods_ingest.worker import WorkerOptions, run_worker
 from testsupport.accounting import assert_accounted, entries_on_disk
@@ -40,14 +40,14 @@ def run_with_forged(ingest: Ingest, forged: list[Forged], **config: Any) -> RunS
     running instead of a hang)."""
     client = connect(ingest.redis_url)
     start_job(client, ingest.config(**config), None, force=True)
-    run_id = ingest.store.current_run_id()
+    run_id = ingest.runs.current_run_id()
     for payload in forged:
         raw = payload if isinstance(payload, str) else json.dumps({"id": uuid.uuid4().hex, "run": run_id, "attempt": 0, **payload})
         client.lpush(JobKeys(ingest.job).queue, raw)
     options = WorkerOptions(jobs=[ingest.job], redis_url=ingest.redis_url, concurrency=1, exit_when_idle=True,
                             irods_settings=ingest.settings)
     assert run_worker(options, install_signals=False) == 0
-    return ingest.store.status()
+    return ingest.runs.status()
 
 
 def rejections(ingest: Ingest) -> list[dict[str, Any]]:
@@ -208,7 +208,7 @@ def test_a_payload_forged_into_a_dead_workers_processing_list_cannot_stop_the_re
     client = connect(ingest.redis_url)
     start_job(client, ingest.config(operation=Operation.PUT), None, force=True)
     keys = JobKeys(ingest.job)
-    run_id = ingest.store.current_run_id()
+    run_id = ingest.runs.current_run_id()
     # A "dead" worker: registered as a claimer, no heartbeat, holding garbage and a real task.
     client.sadd(keys.claimers, "ghost")
     real = client.rpop(keys.queue)  # the root scan
@@ -217,7 +217,7 @@ def test_a_payload_forged_into_a_dead_workers_processing_list_cannot_stop_the_re
     options = WorkerOptions(jobs=[ingest.job], redis_url=ingest.redis_url, concurrency=1, exit_when_idle=True,
                             irods_settings=ingest.settings)
     assert run_worker(options, install_signals=False) == 0
-    status = ingest.store.status()
+    status = ingest.runs.status()
     assert ingest.read("a.txt") == b"a"  # the real root scan was returned and ran
     # The undecodable payload is dead-lettered; the scan whose attempt was not a number comes
     # back as attempt 0 (a root scan anyone with the credential could push: it rescans).

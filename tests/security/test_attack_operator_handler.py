@@ -26,10 +26,10 @@ from kubernetes import client as k8s
 
 from irods_ingest.actions import prepare
 from irods_ingest.config import DeleteMode, JobConfig, Operation
+from irods_ingest.jobstate import HandlerSources, RunState
 from irods_ingest.store.connection import connect
-from irods_ingest.store.jobstore import JobStore
-from irods_ingest.testing.processes import stop_process
-from irods_ingest.testing.redis_server import RedisServer
+from irods_ingest_testkit.processes import stop_process
+from irods_ingest_testkit.redis_server import RedisServer
 from testsupport.ingest import Ingest
 from testsupport.kube import ControlPlane
 from testsupport.kube_fixtures import UNPRIVILEGED_USER
@@ -225,10 +225,11 @@ def _run_operator_style(ingest: Ingest, handler: str, **changes: Any) -> Any:
     from irods_ingest.worker import WorkerOptions, run_worker
 
     client = connect(ingest.redis_url)
-    store = JobStore(client, ingest.job)
-    config = prepare(ingest.config(**changes) if changes else ingest.config(), handler, store, run_handler=False)
+    runs = RunState(client, ingest.job)
+    config = prepare(ingest.config(**changes) if changes else ingest.config(), handler, HandlerSources(client, ingest.job),
+                     run_handler=False)
     assert isinstance(config, JobConfig)
-    store.start_run(config, force=True)
+    runs.start(config, force=True)
     run_worker(WorkerOptions(jobs=[ingest.job], redis_url=ingest.redis_url, exit_when_idle=True,
                              irods_settings=ingest.settings), install_signals=False)
-    return store.status()
+    return runs.status()

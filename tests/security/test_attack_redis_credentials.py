@@ -24,12 +24,12 @@ import redis
 
 from irods_ingest.actions import start_job
 from irods_ingest.config import JobConfig, Operation
+from irods_ingest.jobstate import FailureLog, RunState, StoredJob
 from irods_ingest.store.acl import JobCredentials, url_with_credentials, without_credentials
 from irods_ingest.store.connection import connect
-from irods_ingest.store.jobstore import JobStore
 from irods_ingest.store.keys import JobKeys
-from irods_ingest.testing.redis_server import RedisServer
 from irods_ingest.worker import WorkerOptions, run_worker
+from irods_ingest_testkit.redis_server import RedisServer
 from testsupport.ingest import Ingest
 
 pytestmark = [pytest.mark.redis]
@@ -87,7 +87,7 @@ def test_a_worker_credential_cannot_read_another_jobs_config_or_handler(two_jobs
     Now: NOPERM."""
     worker = two_jobs.as_worker()
     other = JobKeys(two_jobs.other)
-    config = JobStore(two_jobs.admin, two_jobs.other).load_config()
+    config = StoredJob(two_jobs.admin, two_jobs.other).config()
     assert config is not None and config.handler_hash
     _refused(lambda: worker.hget(other.job_hash, "config"))
     _refused(lambda: worker.get(other.handler(config.handler_hash)))
@@ -99,7 +99,7 @@ def test_a_worker_credential_cannot_change_what_its_own_job_runs(two_jobs: TwoJo
     Now: it may read them (workers must) but not write them."""
     worker = two_jobs.as_worker()
     own = JobKeys(two_jobs.own)
-    config = JobStore(two_jobs.admin, two_jobs.own).load_config()
+    config = StoredJob(two_jobs.admin, two_jobs.own).config()
     assert config is not None and config.handler_hash
     assert worker.hget(own.job_hash, "config") is not None
     _refused(lambda: worker.hset(own.job_hash, "config", "{}"))
@@ -183,8 +183,8 @@ def test_a_whole_job_runs_under_its_own_credential(ingest: Ingest, tmp_path: Pat
         url = url_with_credentials(without_credentials(server.url), credentials.user, new.password)
         assert run_worker(WorkerOptions(jobs=[ingest.job], redis_url=url, concurrency=2, exit_when_idle=True,
                                         irods_settings=ingest.settings), install_signals=False) == 0
-        status = JobStore(admin, ingest.job).status()
-        assert status.state == "done", JobStore(admin, ingest.job).failures()
+        status = RunState(admin, ingest.job).status()
+        assert status.state == "done", FailureLog(admin, ingest.job).records()
         assert status.counters["files_synced"] == 12
 
 
@@ -203,7 +203,7 @@ def test_forged_failure_records_reach_the_status_checked_and_cut_to_size(two_job
               json.dumps({"path": None, "attempts": 1e308, "time": 1e300}).encode()]
     for record in forged:
         worker.lpush(failures, record)
-    entries = [failure_summary(r) for r in JobStore(two_jobs.admin, two_jobs.own).failures(10)]
+    entries = [failure_summary(r) for r in FailureLog(two_jobs.admin, two_jobs.own).records(10)]
     assert len(entries) == len(forged)
     for entry in entries:
         assert set(entry) == {"path", "reason", "attempts", "time"}

@@ -23,11 +23,11 @@ from irods.keywords import ADMIN_KW
 
 from irods_ingest.actions import retry_failed, start_job
 from irods_ingest.config import JobConfig, Operation
+from irods_ingest.jobstate import FailureLog, ListingBook, RunState
 from irods_ingest.store.connection import connect
-from irods_ingest.store.jobstore import JobStore
 from irods_ingest.store.keys import JobKeys
-from irods_ingest.testing.redis_server import RedisServer
 from irods_ingest.worker import WorkerOptions, run_worker
+from irods_ingest_testkit.redis_server import RedisServer
 from testsupport.ingest import Ingest
 
 pytestmark = [pytest.mark.redis, pytest.mark.irods]
@@ -62,7 +62,7 @@ def test_a_failure_flood_keeps_the_first_records_and_counts_the_rest(ingest: Ing
     assert status.state == "failed"
     assert status.counters["files_failed"] == 3000
     assert status.counters["failures_dropped"] == 2900
-    client = ingest.store.client
+    client = ingest.runs.client
     key = JobKeys(ingest.job).failures
     assert client.llen(key) == 100
     for raw in client.lrange(key, 0, -1):
@@ -76,7 +76,7 @@ def test_a_failure_flood_keeps_the_first_records_and_counts_the_rest(ingest: Ing
     assert result.started and result.full_run
     assert "2900" in result.note and "full run" in result.note
     assert client.hget(JobKeys(ingest.job).run, "kind") == b"full"
-    assert ingest.store.stop_run()
+    assert ingest.runs.stop()
 
 
 def test_a_retry_without_dropped_records_redoes_only_the_recorded_files(ingest: Ingest) -> None:
@@ -86,10 +86,10 @@ def test_a_retry_without_dropped_records_redoes_only_the_recorded_files(ingest: 
         ingest.write(f"f{i}.txt", b"")
     status = ingest.run(handler=FAILING_HANDLER, operation=Operation.PUT_SYNC, max_failure_records=100)
     assert status.counters["files_failed"] == 5 and status.counters["failures_dropped"] == 0
-    result = retry_failed(ingest.store.client, ingest.job)
+    result = retry_failed(ingest.runs.client, ingest.job)
     assert result.started and not result.full_run
-    assert ingest.store.client.hget(JobKeys(ingest.job).run, "kind") == b"retry"
-    assert ingest.store.stop_run()
+    assert ingest.runs.client.hget(JobKeys(ingest.job).run, "kind") == b"retry"
+    assert ingest.runs.stop()
 
 
 def _values(client: redis.Redis) -> Iterator[bytes]:
@@ -169,9 +169,9 @@ def test_a_handler_cannot_leak_the_workers_secrets_into_redis(
         client = connect(server.url)
         start_job(client, ingest.config(operation=Operation.PUT_SYNC), handler, force=True)
         assert _workers(ingest, server.url, concurrency=1) == 0
-        status = JobStore(client, ingest.job).status()
+        status = RunState(client, ingest.job).status()
         assert status.state == "failed" and status.counters["files_failed"] == 2
-        failures = JobStore(client, ingest.job).failures()
+        failures = FailureLog(client, ingest.job).records()
         assert len(failures) == 3, failures  # two files, and post_job
         assert "***" in status.error
         stored = b"\n".join(_values(client))
@@ -206,13 +206,13 @@ def test_a_worker_survives_an_out_of_memory_redis_and_finishes_once_memory_is_fr
         worker.start()
         time.sleep(3)
         assert worker.is_alive(), result  # backing off, not dead
-        assert JobStore(admin, ingest.job).status().state == "running"
+        assert RunState(admin, ingest.job).status().state == "running"
 
         admin.delete(*[f"junk:{i}" for i in range(junk)])
         worker.join(timeout=120)
         assert not worker.is_alive() and result == [0]
-        status = JobStore(admin, ingest.job).status()
-        assert status.state == "done", JobStore(admin, ingest.job).failures()
+        status = RunState(admin, ingest.job).status()
+        assert status.state == "done", FailureLog(admin, ingest.job).records()
         assert status.counters["files_synced"] == 20 and status.counters["files_failed"] == 0
         assert set(ingest.objects()) == {f"f{i:02d}.txt" for i in range(20)}
 
@@ -239,18 +239,18 @@ def test_the_listing_book_is_indexed_not_scanned(tmp_path: Path) -> None:
         worker = connect(_scanless_url(server))
         with pytest.raises(redis.exceptions.NoPermissionError):
             worker.scan(0)
-        store = JobStore(worker, "ns/job")
-        store.remember_seen("run-1", "a", ["x", "y"])
-        store.remember_seen("run-1", "b", ["z"])
-        store.remember_seen("run-2", "a", ["other run"])
-        store.forget_seen("run-1", "a")  # a prefix whose last page finished it
+        book = ListingBook(worker, "ns/job")
+        book.remember_seen("run-1", "a", ["x", "y"])
+        book.remember_seen("run-1", "b", ["z"])
+        book.remember_seen("run-2", "a", ["other run"])
+        book.forget_seen("run-1", "a")  # a prefix whose last page finished it
         admin.set("ii:{other}:seen:run-1:abc", "another job's key")
-        assert store.seen_started("run-1", "b")
+        assert book.seen_started("run-1", "b")
 
-        assert store.forget_run_seen("run-1") == 1
+        assert book.forget_run_seen("run-1") == 1
 
-        assert not store.seen_started("run-1", "b")
-        assert store.seen_started("run-2", "a")
+        assert not book.seen_started("run-1", "b")
+        assert book.seen_started("run-2", "a")
         assert admin.get("ii:{other}:seen:run-1:abc") == b"another job's key"
         keys = {k.decode() for k in admin.scan_iter("ii:{ns/job}:*")}
         assert all("run-1" not in k for k in keys), keys
@@ -281,8 +281,8 @@ def test_an_s3_job_runs_under_a_user_that_may_not_scan(
         for round_ in range(2):
             start_job(admin, config, force=True)
             assert _workers(ingest, _scanless_url(server), concurrency=2) == 0
-            status = JobStore(admin, ingest.job).status()
-            assert status.state == "done", JobStore(admin, ingest.job).failures()
+            status = RunState(admin, ingest.job).status()
+            assert status.state == "done", FailureLog(admin, ingest.job).records()
             if round_ == 0:
                 s3.delete("many/k3")
         assert status.counters["files_deleted"] == 1

@@ -19,12 +19,12 @@ from irods.models import DataObject
 
 from irods_ingest.actions import start_job
 from irods_ingest.config import DeleteMode, Operation, SymlinkPolicy
+from irods_ingest.jobstate import RunStatus
 from irods_ingest.store.connection import connect
-from irods_ingest.store.jobstore import RunStatus
 from irods_ingest.store.keys import JobKeys
 from irods_ingest.tasks import Task, TaskKind
-from irods_ingest.testing.irods_server import ROOT_RESOURCE
 from irods_ingest.worker import ShutdownState, WorkerOptions, WorkerThread, run_worker
+from irods_ingest_testkit.irods_server import ROOT_RESOURCE
 from testsupport.accounting import assert_accounted, entries_on_disk
 from testsupport.ingest import Ingest
 
@@ -217,7 +217,7 @@ def scan_then(ingest: Ingest, between: Callable[[], object], **config: Any) -> R
     assert client.llen(queue) > 0, "the scan queued no FILES task"
     between()
     assert run_worker(options, install_signals=False) == 0
-    return ingest.store.status()
+    return ingest.runs.status()
 
 
 @pytest.mark.parametrize("operation", UPLOADS, ids=[o.value for o in UPLOADS])

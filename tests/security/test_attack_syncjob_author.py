@@ -19,11 +19,12 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
-from irods_ingest.testing.processes import stop_process
 from irods_ingest_operator.admission import AdmissionPolicy, WorkerPodPolicy
-from irods_ingest_operator.builders import RedisEndpoint, SecretKeyRef, build_worker_deployment
+from irods_ingest_operator.builders import build_worker_deployment
+from irods_ingest_operator.refs import RedisEndpoint, SecretKeyRef
 from irods_ingest_operator.settings import OperatorSettings
 from irods_ingest_operator.spec import parse_spec
+from irods_ingest_testkit.processes import stop_process
 from testsupport.kube import ControlPlane
 from testsupport.operator_fixtures import Cluster, OperatorProcess, wait_for
 from testsupport.pod_security import restricted_violations

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from irods_ingest.store.connection import connect
-from irods_ingest.testing.redis_server import RedisServer
+from irods_ingest_testkit.redis_server import RedisServer
 from testsupport.irods_fixtures import IrodsEnv
 
 pytestmark = [pytest.mark.redis, pytest.mark.irods]

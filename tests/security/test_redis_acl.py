@@ -17,11 +17,11 @@ import redis
 from irods_ingest.actions import start_job
 from irods_ingest.config import JobConfig, Operation
 from irods_ingest.store.connection import connect
-from irods_ingest.store.jobstore import JobStore
 from irods_ingest.store.keys import WORKER_ACL_RULES
-from irods_ingest.testing.redis_server import RedisServer
 from irods_ingest.worker import WorkerOptions, run_worker
+from irods_ingest_testkit.redis_server import RedisServer
 from testsupport.irods_fixtures import IrodsEnv
+from testsupport.jobparts import JobParts
 
 pytestmark = [pytest.mark.redis, pytest.mark.irods]
 
@@ -60,22 +60,22 @@ def test_a_job_runs_under_the_worker_acl_which_cannot_touch_handler_or_config(
         admin.execute_command("ACL", "SETUSER", "worker", *WORKER_ACL.split())
         start_job(admin, JobConfig(job_name="acl", source_path=str(tmp_path / "src"), target_collection=target,
                                    operation=Operation.PUT), HANDLER)
-        store = JobStore(admin, "acl")
-        config = store.load_config()
+        job = JobParts.of(admin, "acl")
+        config = job.stored.config()
         assert config is not None and config.handler_hash
 
         _run_worker(_worker_url(server), "acl", irods_env)
 
-        status = store.status()
-        assert status.state == "done", store.failures()
+        status = job.runs.status()
+        assert status.state == "done", job.failures.records()
         assert status.counters["files_synced"] == 5
         # the worker's user reads the control keys but cannot write them
         worker_client = redis.Redis.from_url(_worker_url(server))
-        assert worker_client.get(store.keys.handler(config.handler_hash)) is not None
+        assert worker_client.get(job.keys.handler(config.handler_hash)) is not None
         with pytest.raises(redis.exceptions.NoPermissionError):
-            worker_client.set(store.keys.handler(config.handler_hash), b"import os; os.system('evil')")
+            worker_client.set(job.keys.handler(config.handler_hash), b"import os; os.system('evil')")
         with pytest.raises(redis.exceptions.NoPermissionError):
-            worker_client.hset(store.keys.job_hash, "config", "{}")
+            worker_client.hset(job.keys.job_hash, "config", "{}")
         worker_client.close()
     assert len(list(irods_session().collections.get(f"{target}/d").data_objects)) == 5
     irods_session().collections.remove(target, recurse=True, force=True)
@@ -89,15 +89,15 @@ def test_a_handler_changed_behind_the_controllers_back_is_refused(tmp_path: Path
         start_job(admin, JobConfig(job_name="tamper", source_path=str(tmp_path / "src"),
                                    target_collection=f"{irods_env.home}/tamper_{tmp_path.name}",
                                    operation=Operation.NO_OP), HANDLER)
-        store = JobStore(admin, "tamper")
-        config = store.load_config()
+        job = JobParts.of(admin, "tamper")
+        config = job.stored.config()
         assert config is not None and config.handler_hash
-        admin.set(store.keys.handler(config.handler_hash), HANDLER + "\nimport os\n")
+        admin.set(job.keys.handler(config.handler_hash), HANDLER + "\nimport os\n")
 
         _run_worker(server.url, "tamper", irods_env)
 
-        status = store.status()
+        status = job.runs.status()
         assert status.state == "failed"
-        reasons = " ".join(f["reason"] for f in store.failures())
+        reasons = " ".join(f["reason"] for f in job.failures.records())
         assert "does not match its content hash" in reasons, reasons
         assert status.counters["files_synced"] == 0

@@ -8,7 +8,7 @@ import pytest
 
 from irods_ingest.errors import IngestError
 from irods_ingest.store.connection import connect
-from irods_ingest.testing.redis_server import RedisServer
+from irods_ingest_testkit.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
 
@@ -33,7 +33,7 @@ def test_a_job_runs_over_tls(tmp_path: Path, irods_env, irods_session) -> None: 
     from irods_ingest.actions import start_job
     from irods_ingest.config import JobConfig, Operation
     from irods_ingest.irods_io.session import IrodsSettings
-    from irods_ingest.store.jobstore import JobStore
+    from irods_ingest.jobstate import RunState
     from irods_ingest.worker import WorkerOptions, run_worker
 
     (tmp_path / "src").mkdir()
@@ -47,5 +47,5 @@ def test_a_job_runs_over_tls(tmp_path: Path, irods_env, irods_session) -> None: 
                                  zone=irods_env.zone, password=irods_env.password)
         run_worker(WorkerOptions(jobs=["tls"], redis_url=server.url, exit_when_idle=True, irods_settings=settings),
                    install_signals=False)
-        assert JobStore(client, "tls").status().counters["files_synced"] == 1
+        assert RunState(client, "tls").status().counters["files_synced"] == 1
     irods_session().collections.remove(target, recurse=True, force=True)

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from kubernetes import client as k8s
 
-from irods_ingest.testing.processes import wait_until
+from irods_ingest_testkit.processes import wait_until
 from testsupport.kube import ControlPlane, apply_crd, crd_established
 from testsupport.kube_fixtures import UNPRIVILEGED_USER
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from irods_ingest.store.connection import connect
-from irods_ingest.testing.redis_server import RedisServer
+from irods_ingest_testkit.redis_server import RedisServer
 from testsupport.require import service_unavailable
 
 pytestmark = pytest.mark.redis

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from irods_ingest.store.jobstore import RunStatus
+from irods_ingest.jobstate import RunStatus
 
 
 def entries_on_disk(root: Path) -> int:

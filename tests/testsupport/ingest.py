@@ -9,8 +9,8 @@ from typing import Any
 from irods_ingest.actions import start_job
 from irods_ingest.config import JobConfig
 from irods_ingest.irods_io.session import IrodsSettings
+from irods_ingest.jobstate import ChangeCache, FailureLog, RunState, RunStatus
 from irods_ingest.store.connection import connect
-from irods_ingest.store.jobstore import JobStore, RunStatus
 from irods_ingest.worker import WorkerOptions, run_worker
 from testsupport.irods_fixtures import IrodsEnv
 
@@ -40,14 +40,18 @@ class Ingest:
         options = WorkerOptions(jobs=[self.job], redis_url=self.redis_url, concurrency=workers, exit_when_idle=True,
                                 irods_settings=self.settings)
         assert run_worker(options, install_signals=False) == 0
-        return self.store.status()
+        return self.runs.status()
 
     @property
-    def store(self) -> JobStore:
-        return JobStore(connect(self.redis_url), self.job)
+    def runs(self) -> RunState:
+        return RunState(connect(self.redis_url), self.job)
+
+    @property
+    def cache(self) -> ChangeCache:
+        return ChangeCache(connect(self.redis_url), self.job)
 
     def failures(self) -> list[dict[str, Any]]:
-        return self.store.failures()
+        return FailureLog(connect(self.redis_url), self.job).records()
 
     def write(self, relative: str, data: bytes | str) -> Path:
         path = self.source / relative

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from irods_ingest.testing.irods_server import ADMIN_PASSWORD, ADMIN_USER, ZONE, IrodsTestServer
+from irods_ingest_testkit.irods_server import ADMIN_PASSWORD, ADMIN_USER, ZONE, IrodsTestServer
 
 REAL_IRODS_HOST_VAR = "IRODS_TEST_HOST"
 

@@ -51,7 +51,7 @@ from typing import Any, Final, Self, cast
 import yaml
 from kubernetes import client as k8s
 
-from irods_ingest.testing.processes import free_port, stop_process, wait_until
+from irods_ingest_testkit.processes import free_port, stop_process, wait_until
 from testsupport.toolcache import control_plane_bin_dir
 
 ADMIN_USER: Final = "admin"
@@ -262,7 +262,7 @@ class ControlPlane:
         """The environment of a test operator process: this cluster, one watched namespace,
         fast reconciles and scale-downs, liveness and metrics on free ports."""
         from irods_ingest.store.acl import without_credentials
-        from irods_ingest.testing.processes import free_port
+        from irods_ingest_testkit.processes import free_port
 
         environment = self.env()
         environment.update(

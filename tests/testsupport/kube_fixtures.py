@@ -16,7 +16,7 @@ from typing import Any, Final, cast
 import pytest
 from kubernetes import client as k8s
 
-from irods_ingest.testing.processes import wait_until
+from irods_ingest_testkit.processes import wait_until
 from testsupport.kube import ADMIN_USER, ControlPlane, missing_tools
 from testsupport.require import service_unavailable
 from testsupport.toolcache import control_plane_bin_dir

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
-from irods_ingest.testing.processes import stop_process
 from irods_ingest_operator.constants import GROUP, PLURAL, VERSION
+from irods_ingest_testkit.processes import stop_process
 from testsupport.irods_fixtures import IrodsEnv
 from testsupport.kube import ControlPlane
 from testsupport.kubelet import LocalKubelet, local_kubelet

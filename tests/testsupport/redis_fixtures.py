@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from irods_ingest.testing.redis_server import RedisServer, RedisServerMissing
+from irods_ingest_testkit.redis_server import RedisServer, RedisServerMissing
 from testsupport.require import service_unavailable
 
 

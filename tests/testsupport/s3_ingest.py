@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from irods_ingest.config import S3Source
-from irods_ingest.store.jobstore import RunStatus
+from irods_ingest.jobstate import RunStatus
 from testsupport.ingest import Ingest
 from testsupport.s3_fixtures import S3Endpoint
 

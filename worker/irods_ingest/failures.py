@@ -3,7 +3,7 @@
 One shape, built by :func:`failure_record` (every Python producer: task execution, the
 worker's task boundary, rejected tasks) and read by :func:`read_failure_record` (every
 reader: status, the CLI's ``failures``, ``retry``). The one other producer is the REQUEUE
-Lua script (irods_ingest.store.lua), which dead-letters a task whose worker died too often;
+Lua script (irods_ingest.queue.lua), which dead-letters a task whose worker died too often;
 it writes the same fields (``tests/engine/test_failures.py`` holds the two together).
 
 Records live in Redis as JSON, newest first, at most ``max_failure_records`` per run.

@@ -5,8 +5,8 @@ Redis URL) and writes text it does not control into Redis: a handler's exception
 and traceback, an iRODS or S3 error. Anyone who can read the job's failure records (or its
 run error) would read a secret quoted there, e.g. by a handler that raises with
 ``os.environ``. :class:`Redactor` replaces every occurrence of the worker's secret values
-with ``***``; the worker builds one at start and its job stores apply it to every failure
-record and run error they write.
+with ``***``; the worker builds one at start and its task queues apply it to every failure
+record and run error they write (:mod:`irods_ingest.jobstate.failure_log`).
 
 Pure: no I/O, no imports of the adapters.
 """

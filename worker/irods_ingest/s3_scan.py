@@ -7,7 +7,7 @@ FILES batches, so many workers list one bucket at once and no task holds more th
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -31,7 +31,8 @@ class PageScan:
 
 
 class ListingBook(Protocol):
-    """What a multi-page prefix's pages remember for its last page (the job store, in Redis).
+    """What a multi-page prefix's pages remember for its last page (in Redis:
+    :class:`irods_ingest.jobstate.ListingBook`).
 
     A listing page never sees a whole prefix: every page but the last adds its names (before
     its acknowledgement enqueues the next page), and the last page compares the iRODS
@@ -47,8 +48,6 @@ class ListingBook(Protocol):
     def forget_seen(self, run_id: str, directory: str) -> None: ...
 
     def forget_run_seen(self, run_id: str) -> int: ...
-
-    def cache_fields(self, generation: str, directory: str, batch: int = 1000) -> Iterator[list[str]]: ...
 
 
 def list_prefix(source: S3Source, directory: str) -> str:

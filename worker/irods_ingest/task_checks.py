@@ -7,10 +7,10 @@ acknowledged as failed with a "rejected task" record; nothing of it is executed.
 
 The rules, per kind (a task carries only the fields its kind uses):
 
-- every ``directory`` (and every ``also`` entry of a SCAN) is a path relative to the source
-  root, or "" for the root: not absolute, no empty, ``.`` or ``..`` segments, no NUL. For
-  an S3 source the same holds for the path below the source prefix (the listing never
-  produces such segments: ``s3_scan`` skips them);
+- every ``directory`` (and each of a grouped SCAN's ``more_directories``) is a path
+  relative to the source root, or "" for the root: not absolute, no empty, ``.`` or ``..``
+  segments, no NUL. For an S3 source the same holds for the path below the source prefix
+  (the listing never produces such segments: ``s3_scan`` skips them);
 - SCAN: a listing ``token`` only for an S3 source;
 - FILES: every entry's name is one path component (not empty, no ``/``, not ``.``/``..``,
   no NUL), of a kind the scan produces (an S3 object: regular; an ETag only for S3);
@@ -22,7 +22,7 @@ The rules, per kind (a task carries only the fields its kind uses):
   ``..`` segments). Deliberately NOT required: that the paths be direct children of the
   logical collection of ``directory``. The forger writes both fields, so that rule would
   protect nothing; it would need the handler's character_map (not known here); and a retry
-  run (``control.retry_tasks``) legitimately carries deletions from many collections in
+  run (``actions.retry_tasks``) legitimately carries deletions from many collections in
   one task with ``directory`` "";
 - FINALIZE: nothing but its run.
 
@@ -51,9 +51,9 @@ def task_problem(task: Task, config: JobConfig, delete_mode: DeleteMode) -> str 
     if problem:
         return problem
     if task.kind is TaskKind.SCAN:
-        if "" in task.also:
+        if "" in task.more_directories:
             return "a scan group lists the source root again (it is only ever the first scan)"
-        return next(filter(None, (_relative_problem("scan directory", d) for d in task.also)), None)
+        return next(filter(None, (_relative_problem("scan directory", d) for d in task.more_directories)), None)
     if task.kind is TaskKind.FILES:
         return next(filter(None, (_entry_problem(e.name, e.kind, e.etag, config) for e in task.entries)), None)
     if task.kind is TaskKind.DELETE:
@@ -69,7 +69,7 @@ def _extra_fields(task: Task, config: JobConfig) -> str | None:
     """A field the task's kind never carries."""
     carried = {
         "entries": bool(task.entries or task.listed),
-        "also": bool(task.also),
+        "also": bool(task.more_directories),
         "paths": bool(task.paths),
         "colls": bool(task.collections),
         "tok": bool(task.token),

@@ -153,14 +153,15 @@ class Task:
     # back from ``decode`` as entries of UNKNOWN size: building a FileEntry per file would
     # cost a first-sync scan more than listing it.
     listed: str = ""
-    # SCAN tasks: more directories scanned by the same task after ``directory`` (each with
-    # as much of its subtree as the scan budget allows) -- fewer claims and acks per directory.
-    also: tuple[str, ...] = ()
+    # SCAN tasks: the other directories of a grouped scan, scanned by the same task after
+    # ``directory`` (each with as much of its subtree as the scan budget allows) -- fewer
+    # claims and acks per directory. Travels as "also".
+    more_directories: tuple[str, ...] = ()
     paths: tuple[str, ...] = ()  # logical paths, for DELETE tasks
     collections: tuple[str, ...] = ()  # logical collections, for DELETE tasks
     attempt: int = 0
     token: str = ""  # S3 SCAN tasks: the ListObjectsV2 continuation token of the page to list
-    # DELETE tasks of a vanished collection (see execute.TaskExecutor.delete):
+    # DELETE tasks of a vanished collection (see execute.delete.delete_vanished):
     after: str = ""  # the vanished collection whose removal waits for this task (store.keys: joins)
     cursor: str = ""  # the listing page of collections[0] to go on from ("" = its first page)
     remove: bool = False  # remove collections[0], whose contents were deleted, if it is empty
@@ -175,8 +176,8 @@ class Task:
         data: dict[str, Any] = {"id": self.id, "kind": self.kind.value, "run": self.run, "attempt": self.attempt}
         if self.directory:
             data["dir"] = wire_name(self.directory)
-        if self.also:
-            data["also"] = [wire_name(d) for d in self.also]
+        if self.more_directories:
+            data["also"] = [wire_name(d) for d in self.more_directories]
         if self.entries:
             data["entries"] = [e.to_wire() for e in self.entries]
         if self.paths:
@@ -220,7 +221,7 @@ class Task:
                 attempt=int(data.get("attempt", 0)),
                 directory=from_wire_name(_text(data, "dir", "")),
                 entries=tuple(FileEntry.from_wire(_wire_entry(e)) for e in _array(data, "entries")),
-                also=tuple(from_wire_name(_item(d, "also")) for d in _array(data, "also")),
+                more_directories=tuple(from_wire_name(_item(d, "also")) for d in _array(data, "also")),
                 paths=tuple(_item(p, "paths") for p in _array(data, "paths")),
                 collections=tuple(_item(c, "colls") for c in _array(data, "colls")),
                 token=_text(data, "tok", ""),

@@ -8,7 +8,7 @@ Use it in-process::
     ...
     server.stop()
 
-or as a process (``python -m irods_ingest.testing.irods_server --port 0 --data-dir DIR``),
+or as a process (``python -m irods_ingest_testkit.irods_server --port 0 --data-dir DIR``),
 which prints ``irods-test-server listening on HOST:PORT`` once ready; with
 ``--control-port`` it also serves :mod:`.control` for counters and faults.
 See ``docs/irods-test-server.md`` for the module map, the resource names and the APIs.
@@ -20,8 +20,8 @@ import threading
 from pathlib import Path
 from types import TracebackType
 
-from irods_ingest.testing.irods_server.agent import ServerContext
-from irods_ingest.testing.irods_server.catalog import (
+from irods_ingest_testkit.irods_server.agent import ServerContext
+from irods_ingest_testkit.irods_server.catalog import (
     ADMIN_PASSWORD,
     ADMIN_USER,
     DEFAULT_RESOURCE,
@@ -31,9 +31,9 @@ from irods_ingest.testing.irods_server.catalog import (
     ZONE,
     Catalog,
 )
-from irods_ingest.testing.irods_server.control import ControlClient, ControlServer
-from irods_ingest.testing.irods_server.faults import Fault, Faults
-from irods_ingest.testing.irods_server.server import IrodsTcpServer
+from irods_ingest_testkit.irods_server.control import ControlClient, ControlServer
+from irods_ingest_testkit.irods_server.faults import Fault, Faults
+from irods_ingest_testkit.irods_server.server import IrodsTcpServer
 
 DEFAULT_SERVER_VERSION = "4.3.4"
 

@@ -1,5 +1,5 @@
-"""``python -m irods_ingest.testing.irods_server``: the test server's command line."""
+"""``python -m irods_ingest_testkit.irods_server``: the test server's command line."""
 
-from irods_ingest.testing.irods_server.cli import main
+from irods_ingest_testkit.irods_server.cli import main
 
 raise SystemExit(main())

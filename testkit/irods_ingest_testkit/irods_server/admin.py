@@ -12,10 +12,10 @@ import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
-from irods_ingest.testing.irods_server import obfuscation
-from irods_ingest.testing.irods_server.auth import Identity
-from irods_ingest.testing.irods_server.catalog import Catalog, Collection, now_ts
-from irods_ingest.testing.irods_server.errors import (
+from irods_ingest_testkit.irods_server import obfuscation
+from irods_ingest_testkit.irods_server.auth import Identity
+from irods_ingest_testkit.irods_server.catalog import Catalog, Collection, now_ts
+from irods_ingest_testkit.irods_server.errors import (
     CAT_COLLECTION_NOT_EMPTY,
     CAT_INVALID_ARGUMENT,
     CAT_INVALID_RESOURCE_TYPE,
@@ -29,7 +29,7 @@ from irods_ingest.testing.irods_server.errors import (
     SYS_NOT_SUPPORTED,
     IrodsError,
 )
-from irods_ingest.testing.irods_server.packs import ArgsInp
+from irods_ingest_testkit.irods_server.packs import ArgsInp
 
 USER_TYPES = ("rodsuser", "rodsadmin", "groupadmin", "rodsgroup")
 RESOURCE_TYPES = ("unixfilesystem", "passthru", "random", "replication", "roundrobin", "compound", "s3",

@@ -8,10 +8,10 @@ import threading
 from dataclasses import dataclass, field
 from typing import Final
 
-from irods_ingest.testing.irods_server.auth import Authenticator, Identity
-from irods_ingest.testing.irods_server.catalog import Catalog
-from irods_ingest.testing.irods_server.data import FIRST_DESCRIPTOR, DataService, Descriptor, OpenReplicas
-from irods_ingest.testing.irods_server.errors import (
+from irods_ingest_testkit.irods_server.auth import Authenticator, Identity
+from irods_ingest_testkit.irods_server.catalog import Catalog
+from irods_ingest_testkit.irods_server.data import FIRST_DESCRIPTOR, DataService, Descriptor, OpenReplicas
+from irods_ingest_testkit.irods_server.errors import (
     BAD_INPUT_DESC_INDEX,
     CAT_GET_ROW_ERR,
     CAT_STATEMENT_TABLE_FULL,

@@ -12,10 +12,10 @@ import sqlite3
 from collections.abc import Callable
 from typing import Final
 
-from irods_ingest.testing.irods_server.admin import Admin
-from irods_ingest.testing.irods_server.agent import Agent, Cursor, Reply
-from irods_ingest.testing.irods_server.catalog import ADMIN_USER, normalize_path
-from irods_ingest.testing.irods_server.errors import (
+from irods_ingest_testkit.irods_server.admin import Admin
+from irods_ingest_testkit.irods_server.agent import Agent, Cursor, Reply
+from irods_ingest_testkit.irods_server.catalog import ADMIN_USER, normalize_path
+from irods_ingest_testkit.irods_server.errors import (
     CAT_INVALID_ZONE,
     CAT_NO_ROWS_FOUND,
     CAT_SQL_ERR,
@@ -23,11 +23,11 @@ from irods_ingest.testing.irods_server.errors import (
     SYS_NO_API_PRIV,
     IrodsError,
 )
-from irods_ingest.testing.irods_server.framing import Message, element, struct_xml
-from irods_ingest.testing.irods_server.genquery import RETURN_TOTAL_ROW_COUNT, translate
-from irods_ingest.testing.irods_server.metadata import Metadata
-from irods_ingest.testing.irods_server.namespace import Namespace
-from irods_ingest.testing.irods_server.packs import (
+from irods_ingest_testkit.irods_server.framing import Message, element, struct_xml
+from irods_ingest_testkit.irods_server.genquery import RETURN_TOTAL_ROW_COUNT, translate
+from irods_ingest_testkit.irods_server.metadata import Metadata
+from irods_ingest_testkit.irods_server.namespace import Namespace
+from irods_ingest_testkit.irods_server.packs import (
     ArgsInp,
     AuthResponseInp,
     CollInp,

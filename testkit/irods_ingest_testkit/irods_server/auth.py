@@ -18,8 +18,8 @@ import struct
 from dataclasses import dataclass
 from typing import Any, Final
 
-from irods_ingest.testing.irods_server.catalog import Catalog, User
-from irods_ingest.testing.irods_server.errors import (
+from irods_ingest_testkit.irods_server.catalog import Catalog, User
+from irods_ingest_testkit.irods_server.errors import (
     CAT_INVALID_AUTHENTICATION,
     CAT_INVALID_USER,
     SYS_INVALID_INPUT_PARAM,

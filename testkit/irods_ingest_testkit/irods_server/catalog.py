@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from irods_ingest.testing.irods_server.errors import (
+from irods_ingest_testkit.irods_server.errors import (
     CAT_INVALID_USER,
     CAT_UNKNOWN_COLLECTION,
     HIERARCHY_ERROR,

@@ -15,7 +15,7 @@ import sys
 import threading
 from types import FrameType
 
-from irods_ingest.testing.irods_server import DEFAULT_SERVER_VERSION, IrodsTestServer
+from irods_ingest_testkit.irods_server import DEFAULT_SERVER_VERSION, IrodsTestServer
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,7 +15,7 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from irods_ingest.testing.irods_server.faults import Fault, Faults
+from irods_ingest_testkit.irods_server.faults import Fault, Faults
 
 
 class _ControlHandler(BaseHTTPRequestHandler):

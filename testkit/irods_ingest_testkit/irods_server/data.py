@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Final
 
-from irods_ingest.testing.irods_server.auth import Identity
-from irods_ingest.testing.irods_server.catalog import (
+from irods_ingest_testkit.irods_server.auth import Identity
+from irods_ingest_testkit.irods_server.catalog import (
     DEFAULT_RESOURCE,
     GOOD_REPLICA,
     INTERMEDIATE_REPLICA,
@@ -47,7 +47,7 @@ from irods_ingest.testing.irods_server.catalog import (
     now_ts,
     split_path,
 )
-from irods_ingest.testing.irods_server.errors import (
+from irods_ingest_testkit.irods_server.errors import (
     BAD_INPUT_DESC_INDEX,
     CAT_NAME_EXISTS_AS_COLLECTION,
     CAT_NO_ACCESS_PERMISSION,
@@ -62,7 +62,7 @@ from irods_ingest.testing.irods_server.errors import (
     USER_CHKSUM_MISMATCH,
     IrodsError,
 )
-from irods_ingest.testing.irods_server.packs import DataObjInp, KeyVal
+from irods_ingest_testkit.irods_server.packs import DataObjInp, KeyVal
 
 O_ACCMODE: Final = 3
 O_WRONLY: Final = 1

@@ -17,7 +17,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from irods_ingest.testing.irods_server.errors import ProtocolError
+from irods_ingest_testkit.irods_server.errors import ProtocolError
 
 MAX_HEADER_LEN = 1088  # rodsDef.h MAX_NAME_LEN-ish bound the server uses for a header
 MAX_BODY_LEN = 256 * 1024 * 1024  # generous: writes carry up to 8 MiB (PRC) or 32 MiB in bs

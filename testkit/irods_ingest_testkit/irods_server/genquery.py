@@ -30,8 +30,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Final
 
-from irods_ingest.testing.irods_server.catalog import READ_METADATA
-from irods_ingest.testing.irods_server.errors import CAT_SQL_ERR, SYS_API_INPUT_ERR, IrodsError
+from irods_ingest_testkit.irods_server.catalog import READ_METADATA
+from irods_ingest_testkit.irods_server.errors import CAT_SQL_ERR, SYS_API_INPUT_ERR, IrodsError
 
 ORDER_BY: Final = 0x400
 ORDER_BY_DESC: Final = 0x800

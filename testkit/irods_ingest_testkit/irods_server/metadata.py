@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from irods_ingest.testing.irods_server.auth import Identity
-from irods_ingest.testing.irods_server.catalog import (
+from irods_ingest_testkit.irods_server.auth import Identity
+from irods_ingest_testkit.irods_server.catalog import (
     ACCESS_ALIASES,
     ACCESS_LEVELS,
     OWN,
@@ -19,7 +19,7 @@ from irods_ingest.testing.irods_server.catalog import (
     normalize_path,
     now_ts,
 )
-from irods_ingest.testing.irods_server.errors import (
+from irods_ingest_testkit.irods_server.errors import (
     CAT_INSUFFICIENT_PRIVILEGE_LEVEL,
     CAT_INVALID_ARGUMENT,
     CAT_INVALID_RESOURCE,
@@ -32,7 +32,7 @@ from irods_ingest.testing.irods_server.errors import (
     SYS_INVALID_INPUT_PARAM,
     IrodsError,
 )
-from irods_ingest.testing.irods_server.packs import ArgsInp
+from irods_ingest_testkit.irods_server.packs import ArgsInp
 
 CREATE_METADATA = ACCESS_LEVELS["create_metadata"]
 DELETE_METADATA = ACCESS_LEVELS["delete_metadata"]

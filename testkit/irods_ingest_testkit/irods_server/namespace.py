@@ -18,8 +18,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from irods_ingest.testing.irods_server.auth import Identity
-from irods_ingest.testing.irods_server.catalog import (
+from irods_ingest_testkit.irods_server.auth import Identity
+from irods_ingest_testkit.irods_server.catalog import (
     DELETE_OBJECT,
     GOOD_REPLICA,
     MODIFY_OBJECT,
@@ -33,7 +33,7 @@ from irods_ingest.testing.irods_server.catalog import (
     now_ts,
     split_path,
 )
-from irods_ingest.testing.irods_server.data import (
+from irods_ingest_testkit.irods_server.data import (
     KW_ADMIN,
     KW_DATA_TYPE,
     KW_DEST_RESC_NAME,
@@ -45,7 +45,7 @@ from irods_ingest.testing.irods_server.data import (
     DataService,
     sha256_checksum,
 )
-from irods_ingest.testing.irods_server.errors import (
+from irods_ingest_testkit.irods_server.errors import (
     CAT_COLLECTION_NOT_EMPTY,
     CAT_NAME_EXISTS_AS_COLLECTION,
     CAT_NAME_EXISTS_AS_DATAOBJ,
@@ -73,7 +73,7 @@ from irods_ingest.testing.irods_server.errors import (
     USER_INPUT_PATH_ERR,
     IrodsError,
 )
-from irods_ingest.testing.irods_server.packs import CollInp, DataObjInp, KeyVal
+from irods_ingest_testkit.irods_server.packs import CollInp, DataObjInp, KeyVal
 
 UNREG_OPR = 26  # dataObjInpOut.h
 RENAME_DATA_OBJ = 11

@@ -13,8 +13,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from irods_ingest.testing.irods_server.errors import SYS_API_INPUT_ERR, IrodsError, ProtocolError
-from irods_ingest.testing.irods_server.framing import Node, element, parse_xml, struct_xml
+from irods_ingest_testkit.irods_server.errors import SYS_API_INPUT_ERR, IrodsError, ProtocolError
+from irods_ingest_testkit.irods_server.framing import Node, element, parse_xml, struct_xml
 
 KeyVal = dict[str, str]
 

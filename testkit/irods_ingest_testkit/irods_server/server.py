@@ -18,17 +18,17 @@ import threading
 import time
 from typing import Any
 
-from irods_ingest.testing.irods_server.agent import Agent, Reply, ServerContext
-from irods_ingest.testing.irods_server.api import API_NAMES, HANDLERS, require_authenticated
-from irods_ingest.testing.irods_server.auth import Authenticator
-from irods_ingest.testing.irods_server.errors import (
+from irods_ingest_testkit.irods_server.agent import Agent, Reply, ServerContext
+from irods_ingest_testkit.irods_server.api import API_NAMES, HANDLERS, require_authenticated
+from irods_ingest_testkit.irods_server.auth import Authenticator
+from irods_ingest_testkit.irods_server.errors import (
     SYS_API_INPUT_ERR,
     SYS_UNMATCHED_API_NUM,
     IrodsError,
     ProtocolError,
 )
-from irods_ingest.testing.irods_server.faults import Faults
-from irods_ingest.testing.irods_server.framing import (
+from irods_ingest_testkit.irods_server.faults import Faults
+from irods_ingest_testkit.irods_server.framing import (
     RODS_API_REPLY,
     RODS_API_REQ,
     RODS_CONNECT,
@@ -40,9 +40,9 @@ from irods_ingest.testing.irods_server.framing import (
     parse_xml,
     read_message,
 )
-from irods_ingest.testing.irods_server.packs import StartupPack, cs_neg_xml, rerror_xml, version_xml
+from irods_ingest_testkit.irods_server.packs import StartupPack, cs_neg_xml, rerror_xml, version_xml
 
-log = logging.getLogger("irods_ingest.testing.irods_server")
+log = logging.getLogger("irods_ingest_testkit.irods_server")
 
 REQUEST_NEGOTIATION = "request_server_negotiation"
 CS_NEG_REFUSE = "CS_NEG_REFUSE"

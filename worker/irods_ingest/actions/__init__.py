@@ -7,9 +7,9 @@ uses (``JobActions`` per job; the module-level functions for the CLI's one-shot 
 from irods_ingest.actions.job import JobActions
 from irods_ingest.actions.retry import retry_failed, retry_tasks
 from irods_ingest.actions.runs import StartResult, jobs, prepare, start_job, stop_job, watch
+from irods_ingest.jobstate import RunStatus
 from irods_ingest.store.acl import selects_database, url_with_credentials, without_credentials
 from irods_ingest.store.connection import RedisClient, connect, redacted
-from irods_ingest.store.jobstore import RunStatus
 
 __all__ = [
     "JobActions",

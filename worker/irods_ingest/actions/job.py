@@ -15,9 +15,9 @@ from irods_ingest.actions.retry import retry_failed
 from irods_ingest.actions.runs import StartResult, prepare
 from irods_ingest.config import JobConfig
 from irods_ingest.failures import FailureRecord
+from irods_ingest.jobstate import FailureLog, HandlerSources, RunState, RunStatus, StoredJob
 from irods_ingest.store.acl import JobCredentials
 from irods_ingest.store.connection import RedisClient
-from irods_ingest.store.jobstore import JobStore, RunStatus
 from irods_ingest.store.keys import HISTORY_LIMIT
 
 
@@ -25,29 +25,30 @@ class JobActions:
     def __init__(self, client: RedisClient, job: str) -> None:
         self.job = job
         self._client = client
-        self._store = JobStore(client, job)
+        self._stored = StoredJob(client, job)
+        self._runs = RunState(client, job)
 
     # ------------------------------------------------------------------ state
     def status(self) -> RunStatus:
-        return self._store.status()
+        return self._runs.status()
 
     def history(self, limit: int = HISTORY_LIMIT) -> list[dict[str, Any]]:
         """Summaries of finished runs, newest first."""
-        return self._store.history(limit)
+        return self._runs.history(limit)
 
     def failures(self, limit: int | None = None) -> list[FailureRecord]:
         """The current (or last) run's failure records, newest first."""
-        return self._store.failures(limit)
+        return FailureLog(self._client, self.job).records(limit)
 
     def stored_config(self) -> JobConfig | None:
-        return self._store.load_config()
+        return self._stored.config()
 
     def memo(self) -> dict[str, str]:
         """The controller's own notes about this job (``op:*`` fields)."""
-        return self._store.memo()
+        return self._stored.memo()
 
     def remember(self, name: str, value: str) -> None:
-        self._store.set_memo(name, value)
+        self._stored.set_memo(name, value)
 
     # ------------------------------------------------------------------ runs
     def prepare(
@@ -59,15 +60,16 @@ class JobActions:
         handler_origin: str = "event handler",
     ) -> JobConfig:
         """Validate ``config`` and store the handler (see :func:`irods_ingest.actions.runs.prepare`)."""
-        return prepare(config, handler_source, self._store, run_handler=run_handler, handler_origin=handler_origin)
+        sources = HandlerSources(self._client, self.job)
+        return prepare(config, handler_source, sources, run_handler=run_handler, handler_origin=handler_origin)
 
     def start(self, config: JobConfig, *, force: bool = False) -> StartResult:
         """Start a run of a prepared config; with an active run and not ``force``, nothing changes."""
-        started, run_id = self._store.start_run(config, force=force)
+        started, run_id = self._runs.start(config, force=force)
         return StartResult(started, run_id)
 
     def stop(self, reason: str = "stopped by request") -> bool:
-        return self._store.stop_run(reason)
+        return self._runs.stop(reason)
 
     def retry_failed(self, *, force: bool = False) -> StartResult:
         return retry_failed(self._client, self.job, force=force)
@@ -75,10 +77,10 @@ class JobActions:
     def use_handler(self, handler_hash: str | None) -> bool:
         """Point the active run at another (already stored) handler: its workers look handlers
         up by hash and switch within a task. Returns whether anything changed."""
-        current = self._store.load_config()
+        current = self._stored.config()
         if current is None or current.handler_hash == handler_hash:
             return False
-        self._store.save_config(current.with_changes(handler_hash=handler_hash))
+        self._stored.save_config(current.with_changes(handler_hash=handler_hash))
         return True
 
     # ------------------------------------------------------------------ the workers' credential
@@ -90,6 +92,6 @@ class JobActions:
     def delete(self, reason: str = "the job was deleted") -> int:
         """Stop the run, remove the workers' Redis user and every key of the job.
         Returns the number of keys deleted."""
-        self._store.stop_run(reason)
+        self._runs.stop(reason)
         self.worker_credentials().delete()
-        return self._store.delete_job()
+        return self._stored.delete()

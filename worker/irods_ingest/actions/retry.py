@@ -10,8 +10,8 @@ from irods_ingest.actions.runs import StartResult
 from irods_ingest.config import JobConfig
 from irods_ingest.errors import PermanentError
 from irods_ingest.failures import FailureRecord
+from irods_ingest.jobstate import FailureLog, RunState, StoredJob
 from irods_ingest.store.connection import RedisClient
-from irods_ingest.store.jobstore import JobStore
 from irods_ingest.tasks import FileEntry, Task, TaskKind
 
 log = logging.getLogger("irods_ingest.actions")
@@ -72,11 +72,11 @@ def retry_failed(client: RedisClient, job: str, *, force: bool = False) -> Start
     records cannot say what else failed: a full run starts instead (its change cache keeps
     the files that did sync from being synced again), and the result says so.
     """
-    store = JobStore(client, job)
-    config = store.load_config()
+    runs = RunState(client, job)
+    config = StoredJob(client, job).config()
     if config is None:
         raise PermanentError(f"job {job} does not exist")
-    status = store.status()
+    status = runs.status()
     if status.active and not force:
         raise PermanentError(f"job {job} has an active run {status.run_id}; retry after it ends (or stop it)")
     dropped = status.counters.get("failures_dropped", 0)
@@ -87,13 +87,13 @@ def retry_failed(client: RedisClient, job: str, *, force: bool = False) -> Start
             "them; started a full run instead (the change cache keeps files already synced from being redone)"
         )
         log.warning("retry_full_run", extra={"job": job, "failures_dropped": dropped})
-        started, run_id = store.start_run(config, force=force)
+        started, run_id = runs.start(config, force=force)
         return StartResult(started, run_id, full_run=True, note=note)
-    failures = store.failures()
+    failures = FailureLog(client, job).records()
     planned, files = retry_tasks(config, failures, "probe")
     if not planned:
         return StartResult(False, "")
-    started, run_id = store.start_run(
+    started, run_id = runs.start(
         config, force=force, initial_tasks=lambda rid: retry_tasks(config, failures, rid)[0], known_files=files
     )
     return StartResult(started, run_id)

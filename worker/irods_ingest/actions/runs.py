@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from irods_ingest.config import JobConfig, check
 from irods_ingest.errors import ConfigError, ConfigProblem, HandlerError
 from irods_ingest.handlers import check_handler_syntax, compile_handler, job_policy
+from irods_ingest.jobstate import HandlerSources, RunState, RunStatus, handler_digest, list_jobs
 from irods_ingest.store.connection import RedisClient
-from irods_ingest.store.jobstore import JobStore, RunStatus, handler_digest, list_jobs
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class StartResult:
 def prepare(
     config: JobConfig,
     handler_source: str | None,
-    store: JobStore,
+    handler_sources: HandlerSources,
     *,
     run_handler: bool = True,
     handler_origin: str = "event handler",
@@ -46,30 +46,29 @@ def prepare(
                 check_handler_syntax(handler_source, handler_origin)
         except HandlerError as exc:
             raise ConfigError([ConfigProblem("event_handler", str(exc), "fix the handler module")]) from exc
-        config = config.with_changes(handler_hash=store.save_handler(handler_source))
+        config = config.with_changes(handler_hash=handler_sources.save(handler_source))
     return check(config)
 
 
 def start_job(client: RedisClient, config: JobConfig, handler_source: str | None = None, *, force: bool = False) -> StartResult:
-    store = JobStore(client, config.job_name)
-    final = prepare(config, handler_source, store)
-    started, run_id = store.start_run(final, force=force)  # drops a stale change cache too
+    final = prepare(config, handler_source, HandlerSources(client, config.job_name))
+    started, run_id = RunState(client, config.job_name).start(final, force=force)  # drops a stale change cache too
     return StartResult(started, run_id)
 
 
 def stop_job(client: RedisClient, job: str) -> bool:
-    return JobStore(client, job).stop_run()
+    return RunState(client, job).stop()
 
 
 def jobs(client: RedisClient) -> list[RunStatus]:
-    return [JobStore(client, name).status() for name in list_jobs(client)]
+    return [RunState(client, name).status() for name in list_jobs(client)]
 
 
 def watch(client: RedisClient, job: str, *, interval: float = 0.5, run_id: str | None = None) -> Iterator[RunStatus]:
     """Yield the job's status every ``interval`` until its run (``run_id`` or current) ends."""
-    store = JobStore(client, job)
+    runs = RunState(client, job)
     while True:
-        status = store.status()
+        status = runs.status()
         yield status
         if run_id is not None and status.run_id != run_id:
             return

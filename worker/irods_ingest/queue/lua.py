@@ -1,121 +1,17 @@
-"""Lua scripts: every multi-key state change of the queue happens atomically in Redis.
+"""The Task Enqueuer's Lua scripts: promotion of due retries, the ack, the reaper's requeue.
 
-Shared rules, stated once:
-- a task is *in flight* while it sits in some worker's processing list; queued while it
-  is in the queue or the delayed set. Both numbers are derived, never stored, so a crash
-  cannot leave them wrong;
-- counters change only in the script that removes the task from its processing list, so
-  each task's outcome counts exactly once;
-- a run is complete when nothing is queued, delayed or in flight: the script that sees
-  this enqueues the FINALIZE task (at-least-once delivery, like any task) and the
-  FINALIZE task's own ack closes the run.
+The ACK and REQUEUE scripts change the run's state too (counters, failure records, the
+change cache, joins, closing the run): a task's outcome must apply in the same step as the
+task leaves its processing list, or a crash between the two would count it twice or never
+(see :mod:`irods_ingest.store.lua_common` for who owns which script, and the functions
+they share).
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-# Derived in-flight count: the sum of the claimers' processing lists.
-_IN_FLIGHT: Final = """
-local function in_flight(claimers_key, processing_prefix)
-  local total = 0
-  for _, worker in ipairs(redis.call('SMEMBERS', claimers_key)) do
-    total = total + redis.call('LLEN', processing_prefix .. worker)
-  end
-  return total
-end
-"""
-
-# When the run has nothing left, queue its FINALIZE task (once: state moves to finishing).
-_MAYBE_FINISH: Final = """
-local function maybe_finish(run_key, queue_key, delayed_key, claimers_key, processing_prefix, finalize_raw)
-  if redis.call('HGET', run_key, 'state') ~= 'running' then return 0 end
-  if redis.call('LLEN', queue_key) > 0 or redis.call('ZCARD', delayed_key) > 0 then return 0 end
-  if in_flight(claimers_key, processing_prefix) > 0 then return 0 end
-  redis.call('HSET', run_key, 'state', 'finishing')
-  redis.call('LPUSH', queue_key, finalize_raw)
-  redis.call('HINCRBY', run_key, 'tasks_enqueued', 1)
-  return 1
-end
-"""
-
-# Failure records are capped per run: a record is pushed only while the list holds fewer
-# than the job's max_failure_records; the rest are counted (failures_dropped), never stored.
-_PUSH_FAILURES: Final = """
-local function push_failures(run_key, failures_key, records, cap)
-  local dropped = 0
-  for _, raw in ipairs(records) do
-    if redis.call('LLEN', failures_key) < cap then
-      redis.call('LPUSH', failures_key, raw)
-    else
-      dropped = dropped + 1
-    end
-  end
-  if dropped > 0 then redis.call('HINCRBY', run_key, 'failures_dropped', dropped) end
-end
-"""
-
-# A vanished collection is removed once the DELETE tasks of its contents are acknowledged
-# (keys.py, ``joins``): each of them counts "n:<collection>" down when its ack applies, and
-# the one that reaches 0 queues the removal task stored in "t:<collection>". Acks apply
-# exactly once per task, so the removal is queued exactly once, after the last of them.
-_JOIN_DONE: Final = """
-local function join_done(joins_key, run_key, queue_key, collection)
-  if redis.call('HINCRBY', joins_key, 'n:' .. collection, -1) > 0 then return end
-  local release = redis.call('HGET', joins_key, 't:' .. collection)
-  redis.call('HDEL', joins_key, 'n:' .. collection, 't:' .. collection)
-  if release then
-    redis.call('LPUSH', queue_key, release)
-    redis.call('HINCRBY', run_key, 'tasks_enqueued', 1)
-  end
-end
-"""
-
-# KEYS: job, run, queue, delayed, failures, history, jobs_index, joins
-# ARGV: run_id, now, initial tasks (JSON array of raw tasks), config_json, force ("1" to replace
-#       an active run), job name, files already known (a retry run), run kind (full | retry)
-START_RUN: Final = """
-local state = redis.call('HGET', KEYS[2], 'state')
-if (state == 'running' or state == 'finishing') and ARGV[5] ~= '1' then
-  return {'busy', redis.call('HGET', KEYS[2], 'id')}
-end
-if state then
-  -- keep a summary of the run being replaced (history is capped by the caller's LTRIM)
-  local summary = redis.call('HGETALL', KEYS[2])
-  local obj = {}
-  for i = 1, #summary, 2 do obj[summary[i]] = summary[i + 1] end
-  if state == 'running' or state == 'finishing' then
-    obj['state'] = 'stopped'
-    obj['ended'] = ARGV[2]
-    obj['error'] = 'replaced by a new run'
-  end
-  redis.call('LPUSH', KEYS[6], cjson.encode(obj))
-  redis.call('LTRIM', KEYS[6], 0, 49)
-end
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[8])
-redis.call('HSET', KEYS[1], 'config', ARGV[4], 'run', ARGV[1])
-local initial = cjson.decode(ARGV[3])
-redis.call('HSET', KEYS[2], 'id', ARGV[1], 'state', 'running', 'started', ARGV[2], 'tasks_enqueued', #initial,
-           'files_discovered', ARGV[7], 'kind', ARGV[8])
-for _, raw in ipairs(initial) do redis.call('LPUSH', KEYS[3], raw) end
-redis.call('SADD', KEYS[7], ARGV[6])
-return {'started', ARGV[1]}
-"""
-
-# KEYS: run, queue, delayed, history, joins
-# ARGV: now, reason
-STOP_RUN: Final = """
-local state = redis.call('HGET', KEYS[1], 'state')
-if state ~= 'running' and state ~= 'finishing' then return {'idle', state or ''} end
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[5])
-redis.call('HSET', KEYS[1], 'state', 'stopped', 'ended', ARGV[1], 'error', ARGV[2])
-local summary = redis.call('HGETALL', KEYS[1])
-local obj = {}
-for i = 1, #summary, 2 do obj[summary[i]] = summary[i + 1] end
-redis.call('LPUSH', KEYS[4], cjson.encode(obj))
-redis.call('LTRIM', KEYS[4], 0, 49)
-return {'stopped', redis.call('HGET', KEYS[1], 'id')}
-"""
+from irods_ingest.store.lua_common import ARCHIVE_RUN, IN_FLIGHT, JOIN_DONE, MAYBE_FINISH, PUSH_FAILURES
 
 # Move due delayed tasks to the queue.  KEYS: delayed, queue   ARGV: now, limit
 PROMOTE_DUE: Final = """
@@ -144,10 +40,11 @@ return #due
 # Cache updates are applied as one variadic HSET/HDEL per directory (sets before deletes,
 # as listed), not one call per file.
 ACK: Final = (
-    _IN_FLIGHT
-    + _MAYBE_FINISH
-    + _PUSH_FAILURES
-    + _JOIN_DONE
+    ARCHIVE_RUN
+    + IN_FLIGHT
+    + MAYBE_FINISH
+    + PUSH_FAILURES
+    + JOIN_DONE
     + """
 if redis.call('LREM', KEYS[4], -1, ARGV[1]) == 0 then
   -- the reaper already returned this task to the queue: its redelivery will count it
@@ -213,11 +110,7 @@ if outcome.finalize then
   if failed > 0 or tasks_failed > 0 or (err and err ~= '') then final = 'failed' end
   redis.call('HSET', KEYS[1], 'state', final, 'ended', ARGV[6])
   redis.call('DEL', KEYS[9])
-  local summary = redis.call('HGETALL', KEYS[1])
-  local obj = {}
-  for i = 1, #summary, 2 do obj[summary[i]] = summary[i + 1] end
-  redis.call('LPUSH', KEYS[7], cjson.encode(obj))
-  redis.call('LTRIM', KEYS[7], 0, 49)
+  archive_run(KEYS[1], KEYS[7], {})
   return final
 end
 if maybe_finish(KEYS[1], KEYS[2], KEYS[3], KEYS[6], ARGV[4], ARGV[5]) == 1 then return 'finishing' end
@@ -236,10 +129,10 @@ return 'ok'
 # ARGV: processing prefix, heartbeat prefix, max attempts, now, only-worker ('' = all dead),
 #       count attempt ('1'/'0'), finalize raw, max failure records
 REQUEUE: Final = (
-    _IN_FLIGHT
-    + _MAYBE_FINISH
-    + _PUSH_FAILURES
-    + _JOIN_DONE
+    IN_FLIGHT
+    + MAYBE_FINISH
+    + PUSH_FAILURES
+    + JOIN_DONE
     + """
 local moved, dead_lettered = 0, 0
 local run_id = redis.call('HGET', KEYS[1], 'id')

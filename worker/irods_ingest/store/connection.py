@@ -9,9 +9,8 @@ Nothing connects at import time.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -23,8 +22,6 @@ from irods_ingest.errors import PermanentError, StoreUnavailable
 REDIS_URL_ENV = "IRODS_INGEST_REDIS_URL"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 CONNECT_RETRIES = 6
-
-T = TypeVar("T")
 
 # The client type the rest of the engine may name without importing redis.
 RedisClient = redis.Redis
@@ -116,6 +113,9 @@ def translated_errors(url: str = "") -> Iterator[None]:
         raise StoreUnavailable(f"Redis{where} failed: {exc}") from exc
 
 
-def call(url: str, fn: Callable[[], T]) -> T:
-    with translated_errors(url):
-        return fn()
+def reply_text(value: bytes | str | None) -> str:
+    """A Redis reply as text ("" for none): clients answer bytes."""
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else value
+

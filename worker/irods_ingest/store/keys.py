@@ -42,7 +42,6 @@ Per job ``J`` (hash tag ``{J}``)
                                          and by a start with the last run's settings, so its absence
                                          proves there is nothing to compare: first-sync scans then read
                                          no cache at all. Dropped with its generation
-  ii:{J}:stop                     STRING set while a stop is in progress (TTL)
   ii:{J}:seen:{R}:{D}             SET    S3 sources: names the listing pages of run R saw so far in the
                                          multi-page prefix with digest D (object names, iRODS names and
                                          subprefix names). The prefix's last page compares the iRODS
@@ -198,10 +197,6 @@ class JobKeys:
     @property
     def joins(self) -> str:
         return f"{self._base}:joins"
-
-    @property
-    def stop(self) -> str:
-        return f"{self._base}:stop"
 
     def worker_acl_rules(self, *, select: bool = False) -> str:
         """ACL rules of this job's own workers' user: its keys only (see :func:`worker_acl_rules`)."""

@@ -1,26 +1,12 @@
-"""The worker process: claim tasks of one or more jobs, execute, ack atomically.
-
-Each of ``concurrency`` threads has its own worker id (its own processing list and
-heartbeat), its own iRODS sessions (reused across tasks) and a compiled-handler cache
-shared per process. SIGTERM asks for a warm shutdown: every thread finishes the task in
-hand (of a file batch: the file in hand; the rest is requeued) and stops claiming; a second signal is cold: unfinished tasks are returned to the
-queue at once (without counting an attempt) and the process exits.
-"""
+"""One claim / execute / ack loop with its own worker id."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import signal
-import socket
-import threading
 import time
 import traceback
-import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from types import FrameType
+from collections.abc import Callable
 from typing import TypeVar
 
 from irods_ingest import metrics
@@ -31,63 +17,20 @@ from irods_ingest.failures import failure_record
 from irods_ingest.handlers import Handler, HandlerCache, checked_job_policy
 from irods_ingest.irods_io.catalog import IrodsCatalog
 from irods_ingest.irods_io.session import IrodsSettings, open_session
-from irods_ingest.redact import Redactor, url_user, worker_secrets
+from irods_ingest.queue import TaskOutcome
+from irods_ingest.redact import Redactor
 from irods_ingest.s3_io import S3Bucket, open_bucket
-from irods_ingest.store.connection import connect, resolve_url
-from irods_ingest.store.jobstore import JobStore, TaskOutcome
+from irods_ingest.store.connection import connect
 from irods_ingest.task_checks import REJECTED_PREFIX, task_problem
 from irods_ingest.tasks import MalformedTask, Task, TaskKind
+from irods_ingest.worker.job import WorkerJob
+from irods_ingest.worker.options import ShutdownState, WorkerOptions, worker_redactor
 
 log = logging.getLogger("irods_ingest.worker")
 T = TypeVar("T")
 
-HEARTBEAT_TTL_SECONDS = 15.0
 CLAIM_TIMEOUT_SECONDS = 1.0
 MAX_STORE_BACKOFF_SECONDS = 5.0
-HEARTBEAT_TTL_ENV = "IRODS_INGEST_HEARTBEAT_TTL"
-
-
-@dataclass(frozen=True)
-class Timing:
-    """How fast a dead worker is noticed: its heartbeat expires after ``heartbeat_ttl``."""
-
-    heartbeat_ttl: float = HEARTBEAT_TTL_SECONDS
-
-    @property
-    def heartbeat_interval(self) -> float:
-        return self.heartbeat_ttl / 5
-
-    @property
-    def reap_interval(self) -> float:
-        return self.heartbeat_ttl / 3
-
-    @classmethod
-    def from_environment(cls) -> Timing:
-        value = os.environ.get(HEARTBEAT_TTL_ENV)
-        return cls(heartbeat_ttl=float(value)) if value else cls()
-
-
-@dataclass
-class WorkerOptions:
-    jobs: Sequence[str]
-    redis_url: str | None = None
-    concurrency: int = 1
-    exit_when_idle: bool = False  # stop once every job's current run has ended
-    metrics_port: int | None = None  # serve Prometheus metrics on this port (0 = any free port)
-    timing: Timing = field(default_factory=Timing.from_environment)
-    irods_settings: IrodsSettings | None = None
-    name: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
-
-
-class ShutdownState:
-    def __init__(self) -> None:
-        self.warm = threading.Event()
-        self.cold = threading.Event()
-
-    def request(self) -> None:
-        if self.warm.is_set():
-            self.cold.set()
-        self.warm.set()
 
 
 class WorkerThread:
@@ -103,16 +46,16 @@ class WorkerThread:
         self.client = connect(options.redis_url)
         # Every failure record and run error this thread writes passes the worker's redactor.
         redact = redactor if redactor is not None else worker_redactor(options)
-        self.stores = {job: JobStore(self.client, job, redact=redact) for job in options.jobs}
+        self.jobs = {name: WorkerJob.open(self.client, name, redact) for name in options.jobs}
         self.handlers = handlers
         self.sessions: dict[tuple[str, str] | None, IrodsCatalog] = {}
         self.buckets: dict[S3Source, S3Bucket] = {}
         self._settings = options.irods_settings
         self._last_reap = 0.0
         self.finished = False
-        self.current: tuple[JobStore, bytes] | None = None
+        self.current: tuple[WorkerJob, bytes] | None = None
         # job -> ((id of the stored config, handler digest), effective config); the stored
-        # config object is reused by JobStore.run_and_config until its JSON changes
+        # config object is reused by StoredJob.run_and_config until its JSON changes
         self._policies: dict[str, tuple[tuple[int, str], JobConfig]] = {}
 
     # ---------------------------------------------------------------- iRODS sessions
@@ -144,28 +87,28 @@ class WorkerThread:
         heartbeat and claimer entry are removed (so bookkeeping never accumulates)."""
         self.reset_connections()
         self.requeue_current()
-        for store in self.stores.values():
+        for job in self.jobs.values():
             with contextlib.suppress(IngestError):
-                store.unregister_worker(self.worker_id)
+                job.queue.stop_heartbeat(self.worker_id)
         self.client.close()
 
     # ---------------------------------------------------------------- loop
     def heartbeat(self) -> None:
-        for store in self.stores.values():
-            store.heartbeat(self.worker_id, self.options.timing.heartbeat_ttl)
+        for job in self.jobs.values():
+            job.queue.heartbeat(self.worker_id, self.options.timing.heartbeat_ttl)
 
     def housekeeping(self) -> None:
         now = time.monotonic()
         if now - self._last_reap >= self.options.timing.reap_interval:
-            for store in self.stores.values():
-                config = store.load_config()
-                max_attempts = (config.max_retries if config else 3) + 1
-                moved, dead = store.requeue(
-                    max_attempts=max_attempts, max_failure_records=config.max_failure_records if config else None
+            for job in self.jobs.values():
+                config = job.stored.config()
+                moved, dead = job.queue.requeue_dead_workers(
+                    max_attempts=(config.max_retries if config else 3) + 1,
+                    max_failure_records=config.max_failure_records if config else job.max_failure_records,
                 )
                 if moved or dead:
-                    log.warning("requeued_dead_workers_tasks", extra={"job": store.job, "moved": moved, "dead_lettered": dead})
-                store.promote_due()
+                    log.warning("requeued_dead_workers_tasks", extra={"job": job.name, "moved": moved, "dead_lettered": dead})
+                job.queue.promote_due()
             self._last_reap = now
 
     def run(self) -> None:
@@ -178,14 +121,14 @@ class WorkerThread:
             if claimed is None:
                 continue
             metrics.CLAIM_WAIT.observe(time.perf_counter() - waited)
-            store, raw, task = claimed
-            self.current = (store, raw)
+            job, raw, task = claimed
+            self.current = (job, raw)
             try:
-                self.process(store, raw, task)
+                self.process(job, raw, task)
             finally:
                 self.current = None
 
-    def next_task(self) -> tuple[JobStore, bytes, Task] | None:
+    def next_task(self) -> tuple[WorkerJob, bytes, Task] | None:
         """A claimed task, or None (then ``finished`` tells an exit-when-idle worker to leave)."""
         self.housekeeping()
         claimed = self.claim_any(block=False)
@@ -212,93 +155,91 @@ class WorkerThread:
                     return None
                 delay = min(MAX_STORE_BACKOFF_SECONDS, delay * 2)
 
-    def claim_any(self, *, block: bool) -> tuple[JobStore, bytes, Task] | None:
-        stores = list(self.stores.values())
-        for store in stores:
-            claimed = self.claim_from(store, 0)
+    def claim_any(self, *, block: bool) -> tuple[WorkerJob, bytes, Task] | None:
+        jobs = list(self.jobs.values())
+        for job in jobs:
+            claimed = self.claim_from(job, 0)
             if claimed is not None:
                 return claimed
         # Nothing ready: retries that have come due go first (one round trip, only when idle).
-        if any(store.promote_due() for store in stores):
+        if any(job.queue.promote_due() for job in jobs):
             return self.claim_any(block=block)
         if not block:
             return None
         # Still nothing: block briefly on each queue in turn.
-        timeout = CLAIM_TIMEOUT_SECONDS / max(1, len(stores))
-        for store in stores:
-            claimed = self.claim_from(store, timeout)
+        timeout = CLAIM_TIMEOUT_SECONDS / max(1, len(jobs))
+        for job in jobs:
+            claimed = self.claim_from(job, timeout)
             if claimed is not None:
                 return claimed
             if self.shutdown.warm.is_set():
                 break
         return None
 
-    def claim_from(self, store: JobStore, timeout: float) -> tuple[JobStore, bytes, Task] | None:
-        """One claim from ``store``; a payload that is not a task is rejected here (None)."""
+    def claim_from(self, job: WorkerJob, timeout: float) -> tuple[WorkerJob, bytes, Task] | None:
+        """One claim from ``job``'s queue; a payload that is not a task is rejected here (None)."""
         try:
-            got = store.claim(self.worker_id, timeout)
+            got = job.queue.claim(self.worker_id, timeout)
         except MalformedTask as exc:
-            self.reject_malformed(store, exc)
+            self.reject_malformed(job, exc)
             return None
-        return None if got is None else (store, got[0], got[1])
+        return None if got is None else (job, got[0], got[1])
 
-    def reject_malformed(self, store: JobStore, malformed: MalformedTask) -> None:
+    def reject_malformed(self, job: WorkerJob, malformed: MalformedTask) -> None:
         """Acknowledge a payload that is not a task as a rejected task of the job's current run
         (anyone with a worker's Redis credential can push one): recorded, never executed."""
         reason = REJECTED_PREFIX + str(malformed)
-        log.warning("task_rejected", extra={"job": store.job, "task": malformed.task_id, "reason": reason})
+        log.warning("task_rejected", extra={"job": job.name, "task": malformed.task_id, "reason": reason})
         outcome = _rejected("unknown", malformed.task_id, "", reason, 1, payload=malformed.excerpt)
 
         def ack() -> str:
             # The ack fences by run only: the payload counts against the run it was queued in.
-            stand_in = Task(TaskKind.SCAN, store.current_run_id() or "", id=malformed.task_id)
-            return store.ack(self.worker_id, malformed.raw, stand_in, outcome)
+            stand_in = Task(TaskKind.SCAN, job.runs.current_run_id() or "", id=malformed.task_id)
+            return job.queue.ack(self.worker_id, malformed.raw, stand_in, outcome,
+                                 max_failure_records=job.max_failure_records)
 
         if self.with_store_retries(ack) not in (None, "stale", "fenced"):
-            metrics.TASKS.labels(store.job, "unknown", "rejected").inc()
+            metrics.TASKS.labels(job.name, "unknown", "rejected").inc()
 
-    def rejection(self, store: JobStore, config: JobConfig, task: Task) -> TaskOutcome | None:
+    def rejection(self, job: WorkerJob, config: JobConfig, task: Task) -> TaskOutcome | None:
         """The outcome of a task that must not run for its job (see ``task_checks``), else None."""
-        delete_mode = self.effective_delete_mode(store, config) if task.kind is TaskKind.DELETE else config.delete_mode
+        delete_mode = self.effective_delete_mode(job, config) if task.kind is TaskKind.DELETE else config.delete_mode
         problem = task_problem(task, config, delete_mode)
         if problem is None:
             return None
         reason = REJECTED_PREFIX + problem
-        log.warning("task_rejected", extra={"job": store.job, "task": task.id, "kind": task.kind.value, "reason": reason})
+        log.warning("task_rejected", extra={"job": job.name, "task": task.id, "kind": task.kind.value, "reason": reason})
         path = next(iter((*task.paths, *task.collections)), "") if task.kind is TaskKind.DELETE else task.directory
         return _rejected(task.kind.value, task.id, path, reason, task.attempt + 1)
 
-    def effective_delete_mode(self, store: JobStore, config: JobConfig) -> DeleteMode:
+    def effective_delete_mode(self, job: WorkerJob, config: JobConfig) -> DeleteMode:
         """The delete mode ``execute`` applies (the handler's job-wide answer included)."""
         try:
-            handler = self.handlers.setdefault(store.job, HandlerCache(store.load_handler)).get(config.handler_hash)
-            return self.effective_config(store.job, config, handler).delete_mode
+            handler = self.handler_cache(job).get(config.handler_hash)
+            return self.effective_config(job.name, config, handler).delete_mode
         except (HandlerError, PermanentError):
             return config.delete_mode  # a handler that cannot load fails the task in execute(), visibly
 
-    def all_idle(self) -> bool:
-        for store in self.stores.values():
-            status = store.status()
-            if status.active:
-                return False
-        return True
+    def handler_cache(self, job: WorkerJob) -> HandlerCache:
+        """The job's compiled handlers (shared by the process's threads)."""
+        return self.handlers.setdefault(job.name, HandlerCache(job.handler_sources.load))
 
-    def process(self, store: JobStore, raw: bytes, task: Task) -> None:
+    def all_idle(self) -> bool:
+        return not any(job.runs.status().active for job in self.jobs.values())
+
+    def process(self, job: WorkerJob, raw: bytes, task: Task) -> None:
         started = time.monotonic()
-        run_id, config = store.run_and_config()  # one round trip for both
-        if task.run != run_id:
-            store.ack(self.worker_id, raw, task, TaskOutcome())  # fenced: dropped without effect
+        run_id, config = job.stored.run_and_config()  # one round trip for both
+        if task.run != run_id or config is None:
+            job.queue.ack(self.worker_id, raw, task, TaskOutcome())  # fenced: dropped without effect
             return
-        if config is None:
-            store.ack(self.worker_id, raw, task, TaskOutcome())
-            return
-        rejected = self.rejection(store, config, task)  # before anything is done: the queue is not trusted
+        rejected = self.rejection(job, config, task)  # before anything is done: the queue is not trusted
         try:
-            outcome = rejected if rejected is not None else self.execute(store, config, task)
+            outcome = rejected if rejected is not None else self.execute(job, config, task)
         except IngestError:
             raise
         except Exception as exc:  # the task boundary: a bug must fail one task, never the worker
-            log.exception("task_crashed", extra={"job": store.job, "task": task.id, "kind": task.kind.value})
+            log.exception("task_crashed", extra={"job": job.name, "task": task.id, "kind": task.kind.value})
             outcome = TaskOutcome(finalize=task.kind.value == "finalize", error=f"internal error: {exc!r}")
             outcome.count("tasks_failed")
             outcome.count("files_failed", task.file_count)
@@ -306,15 +247,17 @@ class WorkerThread:
                                                    task=task.id, kind=task.kind.value, traceback=traceback.format_exc()))
         # The ack is safe to repeat: if an earlier attempt ran but its reply was lost, the
         # repeat finds the task gone from the processing list and changes nothing.
-        acked = self.with_store_retries(lambda: store.ack(self.worker_id, raw, task, outcome))
+        acked = self.with_store_retries(
+            lambda: job.queue.ack(self.worker_id, raw, task, outcome, max_failure_records=config.max_failure_records)
+        )
         if acked is None:
             return  # shutting down with Redis away: the task stays claimed and is requeued later
         result = acked
-        self.count(store.job, config, task, outcome, result, time.monotonic() - started)
+        self.count(job.name, config, task, outcome, result, time.monotonic() - started)
         log.info(
             "task_done",
             extra={
-                "job": store.job,
+                "job": job.name,
                 "run": task.run,
                 "task": task.id,
                 "kind": task.kind.value,
@@ -341,11 +284,10 @@ class WorkerThread:
             metrics.RETRIES.labels(job, kind).inc(len(outcome.delay))
         metrics.TASK_DURATION.labels(job, kind).observe(seconds)
 
-    def execute(self, store: JobStore, config: JobConfig, task: Task) -> TaskOutcome:
-        cache = self.handlers.setdefault(store.job, HandlerCache(store.load_handler))
+    def execute(self, job: WorkerJob, config: JobConfig, task: Task) -> TaskOutcome:
         try:
-            handler = cache.get(config.handler_hash)
-            effective = self.effective_config(store.job, config, handler)
+            handler = self.handler_cache(job).get(config.handler_hash)
+            effective = self.effective_config(job.name, config, handler)
         except (HandlerError, PermanentError) as exc:
             # A broken, missing or tampered handler fails this task's files visibly; the
             # worker lives on. (Redis being away is a StoreUnavailable and is retried.)
@@ -358,18 +300,15 @@ class WorkerThread:
             outcome.finalize = task.kind.value == "finalize"
             return outcome
         ctx = RunContext(
-            job=store.job,
+            job=job.name,
             config=effective,
             cache_generation=cache_generation(config),  # of the stored config, as the controller computes it
             handler=handler,
             catalog_for=self.catalog_for,
             reset_connections=self.reset_connections,
-            cached_entries=store.cached_entries,
-            cached_values=store.cached_values,
-            cached_many=store.cached_entries_of,
-            has_cache=store.has_cache,
+            change_cache=job.cache,
             bucket_for=self.bucket_for,
-            listing_book=store,
+            listing_book=job.book,
             stopping=self.shutdown.warm.is_set,
         )
         return TaskExecutor(ctx).run(task)
@@ -387,9 +326,10 @@ class WorkerThread:
         return effective
 
     def requeue_current(self) -> None:
-        for store in self.stores.values():
+        """Hand this thread's claimed tasks back to the queue (a shutdown: no attempt counted)."""
+        for job in self.jobs.values():
             with contextlib.suppress(IngestError):
-                store.requeue(max_attempts=1_000_000, only_worker=self.worker_id, count_attempt=False)
+                job.queue.release_claimed(self.worker_id)
 
 
 def _rejected(kind: str, task_id: str, path: str, reason: str, attempts: int, payload: str = "") -> TaskOutcome:
@@ -400,83 +340,3 @@ def _rejected(kind: str, task_id: str, path: str, reason: str, attempts: int, pa
     outcome.failures.append(failure_record(path, reason, attempts=attempts, task=task_id, kind=kind, outcome="rejected",
                                            payload=payload))
     return outcome
-
-
-def _heartbeats(threads: list[WorkerThread], shutdown: ShutdownState, timing: Timing) -> None:
-    while not shutdown.cold.wait(timing.heartbeat_interval):
-        if shutdown.warm.is_set() and all(t.current is None for t in threads):
-            return
-        for thread in threads:
-            try:
-                thread.heartbeat()
-            except IngestError as exc:  # Redis away: the next beat tries again
-                log.warning("heartbeat_failed", extra={"worker": thread.worker_id, "error": str(exc)})
-
-
-def worker_redactor(options: WorkerOptions) -> Redactor:
-    """The secrets this worker knows, to be kept out of what it writes to Redis (names that
-    are public anyway -- the iRODS user and zone, the Redis user -- are never masked)."""
-    settings = options.irods_settings
-    redis_url = resolve_url(options.redis_url)
-    public = [os.environ.get("IRODS_USER_NAME", ""), os.environ.get("IRODS_ZONE_NAME", ""), url_user(redis_url)]
-    if settings is not None:
-        public += [settings.user or "", settings.zone or ""]
-    secrets = worker_secrets(os.environ, redis_url=redis_url, irods_password=settings.password if settings else "")
-    return Redactor(secrets, public=[name for name in public if name])
-
-
-def run_worker(options: WorkerOptions, *, install_signals: bool = True) -> int:
-    """Run ``options.concurrency`` worker threads until shutdown (or idle, if asked)."""
-    shutdown = ShutdownState()
-    handlers: dict[str, HandlerCache] = {}
-    if options.metrics_port is not None:
-        port = metrics.serve(options.metrics_port)
-        log.info("metrics_serving", extra={"port": port})
-    redactor = worker_redactor(options)  # once per process: the secrets do not change
-    threads: list[WorkerThread] = [
-        WorkerThread(options, i, shutdown, handlers, redactor) for i in range(options.concurrency)
-    ]
-
-    if install_signals:
-        def on_signal(signum: int, frame: FrameType | None) -> None:
-            shutdown.request()
-            log.warning("shutdown_requested", extra={"signal": signum, "cold": shutdown.cold.is_set()})
-            if shutdown.cold.is_set():
-                for thread in threads:
-                    thread.requeue_current()
-                os._exit(1)
-
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
-
-    errors: list[BaseException] = []
-
-    def guarded(target: Callable[[], None]) -> Callable[[], None]:
-        def wrapper() -> None:
-            try:
-                target()
-            except StoreUnavailable as exc:  # Redis gone past the adapter's retries: stop this thread
-                errors.append(exc)
-                log.error("worker_thread_stopped", extra={"error": str(exc)})
-                shutdown.warm.set()
-
-        return wrapper
-
-    runners = [threading.Thread(target=guarded(t.run), name=t.worker_id, daemon=True) for t in threads]
-    for runner in runners:
-        runner.start()
-    # Heartbeats come from their own thread, so that a long task never looks like a dead worker.
-    heartbeat = threading.Thread(target=_heartbeats, args=(threads, shutdown, options.timing), name="heartbeat", daemon=True)
-    heartbeat.start()
-    try:
-        while any(r.is_alive() for r in runners):
-            for runner in runners:
-                runner.join(timeout=0.5)
-    finally:
-        # Every runner has ended: stop the heartbeat thread before unregistering, or (when
-        # run_worker is called in a long-lived process) it would beat for this worker forever.
-        shutdown.cold.set()
-        heartbeat.join(timeout=options.timing.heartbeat_interval + 5)
-        for thread in threads:
-            thread.close()
-    return 1 if errors else 0
