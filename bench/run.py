@@ -9,6 +9,9 @@ Both systems share ONE redis-server and ONE iRODS test server (a subprocess with
 HTTP control port), the same generated dataset, the same number of worker processes and
 ``files_per_task``. Every number is reported only after both catalogs were verified
 against the source tree. See ``docs/performance.md`` for the method.
+
+(One long file because it runs as a script with no package around it; the cases of issue
+18 -- flat and huge directories, iRODS latency -- live in ``bench/cases_more.py``.)
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cases_more
 import redis
 from irods.column import Criterion
 from irods.models import Collection, DataObject
@@ -55,9 +59,9 @@ DISCOVERY_POLL_SECONDS = 0.005
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
-ALL_CASES = ["register_new", "register_unchanged", "register_changed10", "put_large", "scan_noop"]
+ALL_CASES = ["register_new", "register_unchanged", "register_changed10", "put_large", "scan_noop", *cases_more.CASES]
 # A case that rescans needs the first sync to have happened (in the same collections).
-NEEDS = {"register_unchanged": "register_new", "register_changed10": "register_new"}
+NEEDS = {"register_unchanged": "register_new", "register_changed10": "register_new", **cases_more.NEEDS}
 
 PUT_HANDLER = """\
 from irods_capability_automated_ingest.core import Core
@@ -411,6 +415,7 @@ class Env:
     sample_interval: float = 1.0
     scan_repeats: int = 3
     spawned: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    service_pids: dict[str, int] = field(default_factory=dict)  # "irods", "redis": their CPU is measured too
 
     def irods_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("IRODS_", "CELERY_", "PYTHONPATH"))}
@@ -485,13 +490,14 @@ def run_timed(command: list[str], environ: dict[str, str], log_path: Path, timeo
 
 
 # ---------------------------------------------------------------------------- workers
-def start_incumbent_workers(env: Env, tag: str) -> list[subprocess.Popen[bytes]]:
+def start_incumbent_workers(env: Env, tag: str, processes_count: int | None = None, concurrency: int = 1) -> list[subprocess.Popen[bytes]]:
     assert env.incumbent is not None
     environ = env.irods_env() | {"CELERY_BROKER_URL": env.redis_url}
-    logs = [env.scratch / "logs" / f"{tag}-celery-{i}.log" for i in range(env.workers)]
+    logs = [env.scratch / "logs" / f"{tag}-celery-{i}.log" for i in range(processes_count or env.workers)]
     processes = [
         spawn(env, [str(env.incumbent / "bin" / "celery"), "-A", "irods_capability_automated_ingest", "worker",
-                    "-c", "1", "-Q", "restart,path,file", "-n", f"bench{i}-{tag}@%h", "--loglevel", "INFO"], environ, log)
+                    "-c", str(concurrency), "-Q", "restart,path,file", "-n", f"bench{i}-{tag}@%h", "--loglevel", "INFO"],
+              environ, log)
         for i, log in enumerate(logs)
     ]
     wait_for(lambda: all(b" ready." in p.read_bytes() for p in logs if p.exists()) and all(p.exists() for p in logs),
@@ -499,18 +505,21 @@ def start_incumbent_workers(env: Env, tag: str) -> list[subprocess.Popen[bytes]]
     return processes
 
 
-def start_our_workers(env: Env, job: str, tag: str, client: redis.Redis) -> list[subprocess.Popen[bytes]]:
+def start_our_workers(env: Env, job: str, tag: str, client: redis.Redis, processes_count: int | None = None,
+                      concurrency: int = 1) -> list[subprocess.Popen[bytes]]:
     environ = env.irods_env() | {"IRODS_INGEST_REDIS_URL": env.redis_url}
     processes = []
-    for i in range(env.workers):
-        command = [str(OUR_PYTHON), "-m", "irods_ingest", "worker", "--job", job, "--log-level", "WARNING"]
+    count = processes_count or env.workers
+    for i in range(count):
+        command = [str(OUR_PYTHON), "-m", "irods_ingest", "worker", "--job", job, "--log-level", "WARNING",
+                   "--concurrency", str(concurrency)]
         worker_env = environ
         if env.profile_dir is not None:
             command = [str(OUR_PYTHON), str(HERE / "profile_worker.py"), "--job", job, "--log-level", "WARNING"]
             worker_env = environ | {"BENCH_PROFILE_OUT": str(env.profile_dir / f"{tag}-worker{i}")}
         processes.append(spawn(env, command, worker_env, env.scratch / "logs" / f"{tag}-ours-{i}.log"))
     pattern = f"ii:{{{job}}}:heartbeat:*"
-    wait_for(lambda: len(client.keys(pattern)) >= env.workers, 60, "our workers' heartbeats", processes)
+    wait_for(lambda: len(client.keys(pattern)) >= count * concurrency, 60, "our workers' heartbeats", processes)
     return processes
 
 
@@ -526,16 +535,22 @@ class Spec:
     files: int  # files the run walks (the per-file denominator)
     synced_expected: int  # files that must be (re)written to the catalog
     verify: bool = True
+    processes: int | None = None  # worker processes (None: --workers)
+    concurrency: int = 1  # threads (each with its iRODS connection) per worker process
+    latency_ms: float = 0.0  # added by the iRODS test server to every API reply during the run
+    discovery: bool = False  # time scan+enqueue (files_discovered reaching ``files``), without MONITOR
 
 
 def measure(env: Env, spec: Spec) -> dict[str, Any]:
+    load_at_start = os.getloadavg()
     client = redis.Redis.from_url(env.redis_url)
     tag = f"{spec.case}-{spec.system}"
     logs = env.scratch / "logs"
     workers: list[subprocess.Popen[bytes]] = []
     try:
+        env.control.set_latency_ms(spec.latency_ms)
         if spec.system == "incumbent":
-            workers = start_incumbent_workers(env, tag)
+            workers = start_incumbent_workers(env, tag, spec.processes, spec.concurrency)
             assert env.incumbent is not None
             command = [str(env.incumbent / "bin" / "python"), "-m", "irods_capability_automated_ingest.irods_sync", "start",
                        str(spec.source.root), spec.collection, "--job_name", spec.job, "--files_per_task", str(FILES_PER_TASK),
@@ -546,7 +561,7 @@ def measure(env: Env, spec: Spec) -> dict[str, Any]:
                 command += ["--event_handler", str(handler)]
             environ = env.irods_env() | {"CELERY_BROKER_URL": env.redis_url}
         else:
-            workers = start_our_workers(env, spec.job, tag, client)
+            workers = start_our_workers(env, spec.job, tag, client, spec.processes, spec.concurrency)
             command = [str(OUR_PYTHON), "-m", "irods_ingest", "start", str(spec.source.root), spec.collection, "--job-name",
                        spec.job, "--files-per-task", str(FILES_PER_TASK), "--operation", spec.operation, "--synchronous",
                        "--redis-url", env.redis_url]
@@ -556,13 +571,15 @@ def measure(env: Env, spec: Spec) -> dict[str, Any]:
         env.control.reset_counts()
         before = redis_snapshot(client)
         cpu_before = cpu_of(roots)
+        services_before = {name: cpu_of([pid]) for name, pid in env.service_pids.items()}
         discovered_at: list[float] = []
         # Only a fresh job's run: a rescan's run hash still shows the previous run's totals at first.
-        watcher = _DiscoveryWatcher(env.redis_url, spec.job, spec.files) if spec.case == "scan_noop" else None
+        timed_discovery = spec.discovery or spec.case == "scan_noop"
+        watcher = _DiscoveryWatcher(env.redis_url, spec.job, spec.files) if timed_discovery else None
         # scan_noop times a ~0.1 s interval of large variadic pushes: MONITOR (which makes Redis
         # format every argument for the harness to parse) would cost more than the scan itself,
         # so that case counts Lua's own commands with the rest instead of subtracting them.
-        monitored = spec.case != "scan_noop"
+        monitored = not timed_discovery
         monitor_context = RedisMonitor(env.redis_url) if monitored else contextlib.nullcontext(None)
         with monitor_context as monitor, Sampler(roots, env.sample_interval) as sampler:
             if watcher:
@@ -571,6 +588,7 @@ def measure(env: Env, spec: Spec) -> dict[str, Any]:
             if watcher:
                 discovered_at = watcher.stop()
         cpu_after = cpu_of(roots)
+        services_cpu = {name: cpu_of([pid]) - services_before[name] for name, pid in env.service_pids.items()}
         rss_process, rss_tree = peak_rss_mib(roots)
         api = env.control.api_counts()
         after = redis_snapshot(client)
@@ -579,6 +597,7 @@ def measure(env: Env, spec: Spec) -> dict[str, Any]:
     finally:
         stop_processes(workers)
         client.close()
+        env.control.set_latency_ms(0)
     client = redis.Redis.from_url(env.redis_url)
     settled = redis_snapshot(client)  # memory once the workers' connections are gone
     our_status = _our_status(client, spec.job) if spec.system == "ours" else None
@@ -604,10 +623,17 @@ def measure(env: Env, spec: Spec) -> dict[str, Any]:
         "files_synced_expected": spec.synced_expected,
         "wall_seconds": round(wall, 3),
         "files_per_second": round(spec.files / wall, 1),
+        "worker_processes": spec.processes or env.workers,
+        "threads_per_worker": spec.concurrency,
+        "latency_ms": spec.latency_ms,
+        "load_before": [round(x, 2) for x in load_at_start],
         "bytes": sum(spec.source.files.values()),
         "worker_cpu_seconds": round(cpu_after - cpu_before, 3),
         "worker_cpu_ms_per_file": round((cpu_after - cpu_before) * 1000 / files, 3),
         "driver_cpu_seconds": round(driver_cpu, 3),
+        # the shared services' CPU while this case ran (the iRODS test server is Python: on a
+        # 2-CPU machine its share bounds how far more connections can go)
+        **{f"{name}_cpu_ms_per_file": round(cpu * 1000 / files, 3) for name, cpu in services_cpu.items()},
         "redis_commands_total": all_calls,
         "redis_commands_in_lua": lua_calls,  # None: not measured (scan_noop), counted in the per-file figure
         "redis_commands_per_file": round(client_commands / files, 3),
@@ -693,8 +719,13 @@ def plan_cases(cases: list[str]) -> list[str]:
     return [c for c in ALL_CASES if c in wanted]
 
 
-def run_case(env: Env, case: str, datasets: dict[str, Dataset], systems: list[str]) -> dict[str, Any]:
-    entry: dict[str, Any] = {"case": case}
+def run_case(env: Env, case: str, datasets: dict[str, Dataset], systems: list[str],
+             options: argparse.Namespace | None = None) -> dict[str, Any]:
+    if case in cases_more.CASES:
+        more: dict[str, Any] = cases_more.run_case(env, case, datasets, systems, options, sys.modules[__name__])
+        compare_systems(env, more)
+        return more
+    entry: dict[str, Any] = {"case": case, "load_before": [round(x, 2) for x in os.getloadavg()]}
     small = datasets["small"]
     n = len(small.files)
     for system in systems:
@@ -719,6 +750,15 @@ def run_case(env: Env, case: str, datasets: dict[str, Dataset], systems: list[st
         if system == "incumbent":
             spec.job += f"-{case}"  # a single-pass incumbent job name is used once; its cache is per path+target
         entry[system] = measure(env, spec)
+    compare_systems(env, entry)
+    if case == "scan_noop" and "ours" in entry:
+        _scan_fractions(entry, n)
+    return entry
+
+
+def compare_systems(env: Env, entry: dict[str, Any]) -> None:
+    """The speedup, once both catalogs are shown to be identical (paths and sizes)."""
+    case = entry["case"]
     if "incumbent" in entry and "ours" in entry:
         entry["speedup"] = round(entry["ours"]["files_per_second"] / entry["incumbent"]["files_per_second"], 2)
         with env.session() as session:
@@ -728,21 +768,22 @@ def run_case(env: Env, case: str, datasets: dict[str, Dataset], systems: list[st
         if not same:
             raise AssertionError(f"{case}: the two systems' catalogs differ")
         entry["catalogs_identical"] = True
-    if case == "scan_noop" and "ours" in entry:
-        samples = entry["scan_samples"]
-        # Best against best, as find's own timing is the faster of two warm runs; the median of
-        # the per-sample ratios (each scan against the find timed just before it) is kept beside it.
-        seconds = min(s["scan_seconds"] for s in samples)
-        find_seconds = min(s["find_seconds"] for s in samples)
-        stat_seconds = min(s["find_stat_seconds"] for s in samples)
-        rate = n / seconds
-        entry["find_files_per_second"] = round(n / find_seconds, 1)
-        entry["scan_enqueue_files_per_second"] = round(rate, 1)
-        entry["scan_fraction_of_find"] = round(find_seconds / seconds, 4)
-        entry["scan_fraction_of_find_median"] = round(statistics.median(s["find_seconds"] / s["scan_seconds"] for s in samples), 4)
-        entry["find_stat_files_per_second"] = round(n / stat_seconds, 1)
-        entry["scan_fraction_of_find_stat"] = round(stat_seconds / seconds, 4)
-    return entry
+
+
+def _scan_fractions(entry: dict[str, Any], n: int) -> None:
+    samples = entry["scan_samples"]
+    # Best against best, as find's own timing is the faster of two warm runs; the median of
+    # the per-sample ratios (each scan against the find timed just before it) is kept beside it.
+    seconds = min(s["scan_seconds"] for s in samples)
+    find_seconds = min(s["find_seconds"] for s in samples)
+    stat_seconds = min(s["find_stat_seconds"] for s in samples)
+    rate = n / seconds
+    entry["find_files_per_second"] = round(n / find_seconds, 1)
+    entry["scan_enqueue_files_per_second"] = round(rate, 1)
+    entry["scan_fraction_of_find"] = round(find_seconds / seconds, 4)
+    entry["scan_fraction_of_find_median"] = round(statistics.median(s["find_seconds"] / s["scan_seconds"] for s in samples), 4)
+    entry["find_stat_files_per_second"] = round(n / stat_seconds, 1)
+    entry["scan_fraction_of_find_stat"] = round(stat_seconds / seconds, 4)
 
 
 def _scan_samples(env: Env, entry: dict[str, Any], small: Dataset, short: str, n: int) -> dict[str, Any]:
@@ -818,7 +859,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"# Benchmark {meta['stamp']}",
         "",
         f"{meta['files']} small files ({meta['directories']} directories), {meta['workers']} worker processes per system, "
-        f"files_per_task {FILES_PER_TASK}, {meta['cpus']} CPUs (load before: {meta['load_before']}). "
+        f"files_per_task {FILES_PER_TASK}, {meta['cpus']} CPUs (load before: {meta['load_before']}, "
+        f"after: {meta.get('load_after')}; each case's own in the JSON). "
         "Catalogs verified for every number below.",
         *(["", f"The other system's numbers for {', '.join(meta['merged']['cases'])} come from run "
            f"{meta['merged']['stamp']} on the same generated tree (load before: {meta['merged']['their_load_before']}); "
@@ -829,7 +871,7 @@ def markdown(results: dict[str, Any]) -> str:
     ]
     for entry in results["cases"]:
         case = entry["case"]
-        for label, key, fmt in ROWS:
+        for label, key, fmt in ROWS if ("ours" in entry or "incumbent" in entry) else ():
             inc = entry.get("incumbent", {}).get(key)
             our = entry.get("ours", {}).get(key)
             ratio = ""
@@ -847,6 +889,7 @@ def markdown(results: dict[str, Any]) -> str:
             lines.append(f"| {case} | scan+enqueue vs find -printf '%s %T@' (stats each file) | "
                          f"find {entry['find_stat_files_per_second']:,.0f} | {entry['scan_enqueue_files_per_second']:,.0f} | "
                          f"{entry['scan_fraction_of_find_stat']:.1%} |")
+        lines += cases_more.markdown_rows(entry)
         ours = entry.get("ours", {})
         if ours.get("rss_curve_mib"):
             curve = [mib for _t, mib in ours["rss_curve_mib"]]
@@ -890,6 +933,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sample-interval", type=float, default=1.0, help="RSS sampling interval, seconds (default 1)")
     parser.add_argument("--scan-repeats", type=int, default=3,
                         help="scan_noop samples, each after its own find timing; the best of each is compared (default 3)")
+    parser.add_argument("--flat-files", type=int, default=100_000,
+                        help="files in the one directory of flat_new/flat_changed (default 100000)")
+    parser.add_argument("--huge-sizes", type=int, nargs="+", default=cases_more.DEFAULT_HUGE_SIZES,
+                        help="huge_dir_scan: the directory's sizes, grown in turn (default 10000 100000 1000000)")
+    parser.add_argument("--latency-ms", type=float, default=2.0, help="latency of the *_2ms cases and the curve (default 2)")
+    parser.add_argument("--latency-files", type=int, default=20_000,
+                        help="files of the *_2ms cases and the latency curve (default 20000)")
+    parser.add_argument("--curve", nargs="+", default=cases_more.DEFAULT_CURVE,
+                        help="latency_curve points, worker processes x threads per worker (default 1x1 1x2 2x2 2x4)")
     parser.add_argument("--large-files", type=int, default=4, help="files in the Put case (default 4)")
     parser.add_argument("--large-mib", type=int, default=24, help="MiB per large file (default 24)")
     parser.add_argument("--profile", action="store_true", help="run our workers under cProfile (.prof files in --out)")
@@ -928,6 +980,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         log(f"scratch {scratch}; generating {args.files} files")
         datasets: dict[str, Dataset] = {"small": make_small_tree(scratch / "data" / "tree", args.files, empty=args.empty_files)}
+        if "flat_new" in cases:
+            log(f"generating {args.flat_files} files in one directory")
+            flat_root = scratch / "data" / "flat"
+            datasets["flat"] = Dataset(flat_root, cases_more.make_flat_dir(flat_root, args.flat_files, _small_size,
+                                                                            empty=args.empty_files))
+        if {"register_new_2ms", "latency_curve"} & set(cases):
+            datasets["latency_tree"] = make_small_tree(scratch / "data" / "tree2ms", args.latency_files, seed=23)
+        if "flat_new_2ms" in cases:
+            flat2 = scratch / "data" / "flat2ms"
+            datasets["latency_flat"] = Dataset(flat2, cases_more.make_flat_dir(flat2, args.latency_files, _small_size, seed=29))
         if "put_large" in cases:
             datasets["large"] = make_large_files(scratch / "data" / "large", args.large_files, args.large_mib)
         find_seconds, find_count = time_find(datasets["small"].root)
@@ -939,6 +1001,9 @@ def main(argv: list[str] | None = None) -> int:
         env = Env(scratch, redis_server.url, host, port, ControlClient(host, control_port), incumbent, args.workers,
                   f"/{ZONE}/home/{USER}/bench-{stamp}", stamp, out if args.profile else None, args.sample_interval,
                   args.scan_repeats)
+        env.service_pids = {"irods": irods_process.pid}
+        if redis_server._process is not None:
+            env.service_pids["redis"] = redis_server._process.pid
         with env.session() as session:
             session.collections.create(env.base)
         entries = []
@@ -946,7 +1011,11 @@ def main(argv: list[str] | None = None) -> int:
             if case == "register_changed10":
                 changed = change_fraction(datasets["small"], 0.10)
                 datasets["changed_count"] = Dataset(Path("."), {"n": len(changed)})
-            entries.append(run_case(env, case, datasets, systems))
+            if case == "flat_changed":
+                changed = change_fraction(datasets["flat"], 0.01)
+                datasets["flat_changed_count"] = Dataset(Path("."), {"n": len(changed)})
+            entries.append(run_case(env, case, datasets, systems, args))
+        cases_more.summarize(entries)
         small = datasets["small"]
         results = {
             "meta": {
@@ -957,6 +1026,10 @@ def main(argv: list[str] | None = None) -> int:
                 "load_after": [round(x, 2) for x in os.getloadavg()],
                 "find_seconds": round(find_seconds, 4), "find_files_per_second": datasets["find_rate"].files["rate"],
                 "find_stat_seconds": round(stat_seconds, 4), "empty_files": args.empty_files,
+                "flat_files": args.flat_files if "flat_new" in cases else None,
+                "huge_sizes": args.huge_sizes if "huge_dir_scan" in cases else None,
+                "latency_ms": args.latency_ms, "latency_files": args.latency_files, "curve": args.curve,
+                "cases_run": cases,
                 "incumbent": INCUMBENT_SPEC if incumbent else None, "systems": systems,
                 "method": "see docs/performance.md",
             },

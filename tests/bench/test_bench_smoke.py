@@ -85,6 +85,9 @@ def _harness() -> Any:
     spec = importlib.util.spec_from_file_location("bench_run", HARNESS)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    # As when run as a script: its sibling modules (cases_more.py) are importable.
+    if str(HARNESS.parent) not in sys.path:
+        sys.path.insert(0, str(HARNESS.parent))
     sys.modules["bench_run"] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return module
@@ -114,3 +117,41 @@ def test_merge_takes_the_other_systems_run_and_compares_catalogs_by_digest() -> 
         harness.merge_results(differing, _results("A", "incumbent", 60.0, "d1"), "A.json")
     with pytest.raises(SystemExit, match="100 files there, 5 here"):
         harness.merge_results(_results("D", "ours", 900.0, "d1", files=5), _results("A", "incumbent", 60.0, "d1"), "A.json")
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+@pytest.mark.irods
+@pytest.mark.timeout(300)
+def test_flat_huge_and_latency_cases_run_and_verify(tmp_path: Path) -> None:
+    """The cases of issue 18 at toy sizes: one flat directory (new, then 1 % changed), a
+    growing huge directory, the 2 ms latency case and the connections curve."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    out = tmp_path / "results"
+    command = [sys.executable, str(HARNESS), "--files", "80", "--workers", "2", "--flat-files", "80",
+               "--huge-sizes", "50", "150", "--latency-files", "40", "--latency-ms", "2", "--curve", "1x1", "1x2",
+               "--cases", "register_new", "flat_new", "flat_changed", "huge_dir_scan", "flat_new_2ms", "latency_curve",
+               "--ours-only", "--scan-repeats", "1", "--out", str(out)]
+    completed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=280)
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    data = json.loads(next(out.glob("*.json")).read_text())
+    by_case = {entry["case"]: entry for entry in data["cases"]}
+    assert list(by_case) == ["register_new", "flat_new", "flat_changed", "huge_dir_scan", "flat_new_2ms", "latency_curve"]
+    flat = by_case["flat_new"]["ours"]
+    assert flat["catalog_verified"] is True and flat["engine_counters"]["files_synced"] == 80
+    # flat_vs_nested: the same file count on both shapes, in the same run
+    assert by_case["flat_new"]["flat_vs_nested"] == pytest.approx(
+        flat["files_per_second"] / by_case["register_new"]["ours"]["files_per_second"], rel=0.01)
+    changed = by_case["flat_changed"]["ours"]
+    assert changed["catalog_verified"] is True and changed["files_synced_expected"] == 1  # 1 % of 80, at least one
+    huge = by_case["huge_dir_scan"]
+    assert [p["files"] for p in huge["points"]] == [50, 150]
+    assert all(p["fraction_of_find"] > 0 and p["rss_peak_mib_per_process"] > 0 for p in huge["points"])
+    slow = by_case["flat_new_2ms"]["ours"]
+    assert slow["latency_ms"] == 2 and slow["catalog_verified"] is True
+    curve = by_case["latency_curve"]["points"]
+    assert [(p["processes"], p["threads"]) for p in curve] == [(1, 1), (1, 2)]
+    assert curve[0]["efficiency"] == 1.0 and all(p["files_per_second"] > 0 for p in curve)
+    table = (out / "latest.md").read_text()
+    assert "| flat_new | ours flat ÷ ours nested" in table and "| latency_curve | 1x2 (2 connections)" in table

@@ -105,3 +105,62 @@ def test_an_empty_directory_and_a_large_one(tmp_path: Path) -> None:
         batches, files, _, _, _ = impl(str(big), 50, False)
         assert files == 2_345 and len(batches) == 47
         assert sorted(n for b in batches for n in json.loads(b)) == [f"f{i:05d}.dat" for i in range(2_345)]
+
+
+def _listers() -> list[type]:
+    found: list[type] = [listing.ListerPython]
+    if listing.native_lister is not None:
+        found.append(listing.native_lister)  # type: ignore[arg-type]
+    return found
+
+
+@pytest.mark.parametrize("lister", _listers(), ids=lambda k: k.__module__)
+@pytest.mark.parametrize("page", [1, 7, 1000])
+def test_a_lister_pages_through_every_entry_exactly_once(tmp_path: Path, lister: type, page: int) -> None:
+    """One open stream, read a page at a time: the pages hold every entry once, in batches
+    encoded exactly as the whole listing encodes them, and ``done`` comes with the end."""
+    root = os.fsencode(tmp_path)
+    for name in AWKWARD:
+        with open(os.path.join(root, name), "wb") as handle:
+            handle.write(b"x")
+    for i in range(40):
+        (tmp_path / f"n{i:03d}").write_bytes(b"")
+    for i in range(3):
+        (tmp_path / f"dir{i}").mkdir()
+    os.symlink("plain.dat", tmp_path / "link")
+    whole = listing.list_by_name_python(str(tmp_path), 5, False)
+    reader = lister(str(tmp_path), 5, False)
+    files: list[str] = []
+    directories: list[str] = []
+    others: list[str] = []
+    pages = 0
+    while True:
+        batches, count, dirs, other, unreadable, done = reader.page(page)
+        pages += 1
+        names = [n for b in batches for n in json.loads(b)]
+        assert count == len(names) and unreadable == []
+        assert len(names) + len(dirs) + len(other) <= page
+        assert [listing.encode_names([Task.decode(f'{{"id":"x","kind":"files","run":"r","entries":{b}}}').entries[i].name
+                                      for i in range(len(json.loads(b)))]) for b in batches] == batches
+        files += names
+        directories += dirs
+        others += other
+        if done:
+            break
+    reader.close()
+    reader.close()  # idempotent
+    assert sorted(files) == sorted(n for b in whole[0] for n in json.loads(b))
+    assert len(files) == len(set(files)) == len(AWKWARD) + 40
+    assert sorted(directories) == ["dir0", "dir1", "dir2"] and others == ["link"]
+    assert pages >= (len(AWKWARD) + 44) // page
+    with pytest.raises(ValueError):
+        reader.page(1)
+
+
+@pytest.mark.parametrize("lister", _listers(), ids=lambda k: k.__module__)
+def test_a_lister_of_a_missing_directory_raises_at_once(tmp_path: Path, lister: type) -> None:
+    with pytest.raises(FileNotFoundError):
+        lister(str(tmp_path / "nope"), 5, False)
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(NotADirectoryError):
+        lister(str(tmp_path / "file"), 5, False)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from irods_ingest.config import FileType, JobConfig, Operation, SymlinkPolicy
-from irods_ingest.scan import scan_directory
+from irods_ingest.scan import DirectoryPages, scan_directory
 from irods_ingest.tasks import FileEntry
 from testsupport.unprivileged import as_unprivileged, world_dir
 
@@ -152,3 +152,38 @@ def test_first_sync_upload_skips_unreadable_files_by_name() -> None:
         # the stat'ing path (a directory with a cache, or the plan command) reports it alike
         stated = as_unprivileged(lambda: scan_directory(str(root), "", _config(root, operation=Operation.PUT), {}))
         assert _names(stated.to_sync) == {"ok"} and [(s.name, s.failed) for s in stated.skipped] == [("locked", True)]
+
+
+@pytest.mark.parametrize("cached_anything", [False, True], ids=["by-name", "stat"])
+def test_directory_pages_cover_every_entry_once_and_skip_what_was_seen(tmp_path: Path, cached_anything: bool) -> None:
+    """A directory read a page at a time: pages hold every entry once; ``seen`` drops names an
+    earlier delivery accounted for before anything is counted; each page's record names
+    what it accounted for; the cache lookup is asked only about the page's names."""
+    for i in range(23):
+        (tmp_path / f"f{i:02d}.dat").write_bytes(b"x" * i)
+    (tmp_path / "sub").mkdir()
+    config = _config(tmp_path)
+    asked: list[list[str]] = []
+
+    def lookup(names: list[str]) -> dict[str, str]:
+        asked.append(names)
+        return {}
+
+    def collect(seen: set[str]) -> tuple[list[str], list[str], list[str], int]:
+        files, subdirectories, records, count = [], [], [], 0
+        with DirectoryPages(str(tmp_path), "", config, cached_anything=cached_anything, page_entries=5) as pages:
+            while True:
+                page = pages.next(lookup, (lambda names: {n for n in names if n in seen}) if seen else None)
+                count += 1
+                files += [e.name for e in page.to_sync] + [n for b in page.listed_batches for n in json.loads(b)]
+                subdirectories += page.subdirectories
+                records += json.loads(page.record())
+                if page.done:
+                    return files, subdirectories, records, count
+    files, subdirectories, records, count = collect(set())
+    assert sorted(files) == [f"f{i:02d}.dat" for i in range(23)] and subdirectories == ["sub"]
+    assert sorted(records) == sorted([*files, "sub"]) and count == 5  # 24 entries, 5 a page
+    assert all(len(names) <= 5 for names in asked) and (bool(asked) == cached_anything)
+    again, _, records_again, _ = collect(set(records[:10]))
+    assert sorted(again) == sorted(set(files) - set(records[:10]))
+    assert sorted(records_again) == sorted(set(records) - set(records[:10]))

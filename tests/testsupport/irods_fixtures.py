@@ -9,7 +9,9 @@ for ``irods_test_server``, which skips in that mode.
 * ``irods_session``: a factory ``irods_session(**overrides) -> iRODSSession``; every session
   it made is cleaned up at the end of the test;
 * ``irods_server``: the session's :class:`IrodsTestServer`, or ``None`` against a real iRODS;
-* ``irods_test_server``: the test server itself (skips against a real iRODS).
+* ``irods_test_server``: the test server itself (skips against a real iRODS);
+* ``irods_latency``: ``irods_latency(ms)`` adds ``ms`` to every API reply of the test server
+  for the rest of the test (reset afterwards; skips against a real iRODS).
 """
 
 from __future__ import annotations
@@ -75,6 +77,12 @@ def irods_test_server(irods_server: IrodsTestServer | None) -> IrodsTestServer:
     if irods_server is None:
         pytest.skip("needs the iRODS test server (counters/faults); running against a real iRODS")
     return irods_server
+
+
+@pytest.fixture
+def irods_latency(irods_test_server: IrodsTestServer) -> Iterator[Callable[[float], None]]:
+    yield irods_test_server.set_latency_ms
+    irods_test_server.set_latency_ms(0)
 
 
 @pytest.fixture(scope="session")

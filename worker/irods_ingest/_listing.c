@@ -5,7 +5,9 @@
  * that FILES tasks carry, files_per_task names each. The readdir loop and the encoding run
  * without the GIL. The encoding is exactly
  * json.dumps(wire_names(batch), ensure_ascii=True, separators=(",", ":"))
- * (tests/engine/test_listing.py compares the two on awkward names):
+ * (tests/engine/test_listing.py compares the two on awkward names). A Lister reads the same
+ * listing a page at a time from one open directory stream (bounded memory, any size).
+ * Both encode:
  *   - a name that is valid UTF-8 is a JSON string with every character outside ' '..'~'
  *     escaped as json does (\" \\ \b \f \n \r \t, else \uXXXX, astral ones as a surrogate pair);
  *   - a name that is not valid UTF-8 travels as "\u0000b64:" + base64 of its bytes
@@ -187,27 +189,25 @@ static int add_name(Buf *b, Offsets *o, const char *name, size_t n) {
     return offsets_add(o, b->len) || buf_put(b, name, n) || buf_byte(b, '\0');
 }
 
-/* The GIL-free part. Returns 0, or an errno value (ENOMEM for allocation failures). */
-static int list_into(const char *path, Py_ssize_t batch, int check_readable, Listing *l) {
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return errno;
-    DIR *dir = fdopendir(fd);
-    if (!dir) {
-        int err = errno;
-        close(fd);
-        return err;
-    }
-    Py_ssize_t in_batch = 0;
+/* The GIL-free part: read up to `limit` entries (every entry but "." and ".."; < 0: all) of
+ * an open directory into `l`. *done is set when readdir reached the end. Returns 0, or an
+ * errno value (ENOMEM for allocation failures). */
+static int list_some(DIR *dir, Py_ssize_t batch, int check_readable, Py_ssize_t limit, Listing *l, int *done) {
+    int fd = dirfd(dir);
+    Py_ssize_t in_batch = 0, seen = 0;
     int err = 0;
-    for (;;) {
+    *done = 0;
+    while (limit < 0 || seen < limit) {
         errno = 0;
         struct dirent *entry = readdir(dir);
         if (!entry) {
             err = errno;
+            if (!err) *done = 1;
             break;
         }
         const char *name = entry->d_name;
         if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'))) continue;
+        seen++;
         size_t n = strlen(name);
         unsigned char type = entry->d_type;
         if (type == DT_UNKNOWN) { /* some filesystems do not fill d_type */
@@ -241,6 +241,20 @@ static int list_into(const char *path, Py_ssize_t batch, int check_readable, Lis
         l->files++;
     }
     if (!err && in_batch > 0 && buf_byte(&l->batches, ']')) err = ENOMEM;
+    return err;
+}
+
+static int list_into(const char *path, Py_ssize_t batch, int check_readable, Listing *l) {
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return errno;
+    DIR *dir = fdopendir(fd);
+    if (!dir) {
+        int err = errno;
+        close(fd);
+        return err;
+    }
+    int done;
+    int err = list_some(dir, batch, check_readable, -1, l, &done);
     closedir(dir); /* closes fd */
     return err;
 }
@@ -276,6 +290,22 @@ static PyObject *batches_list(Listing *l) {
     return list;
 }
 
+/* (batches, files, directories, others, unreadable), plus done when done >= 0. */
+static PyObject *listing_tuple(Listing *l, int done) {
+    PyObject *batches = batches_list(l);
+    PyObject *directories = batches ? names_list(&l->directories, &l->directory_at) : NULL;
+    PyObject *others = directories ? names_list(&l->others, &l->other_at) : NULL;
+    PyObject *unreadable = others ? names_list(&l->unreadable, &l->unreadable_at) : NULL;
+    if (!unreadable) {
+        Py_XDECREF(batches);
+        Py_XDECREF(directories);
+        Py_XDECREF(others);
+        return NULL;
+    }
+    if (done < 0) return Py_BuildValue("(NnNNN)", batches, l->files, directories, others, unreadable);
+    return Py_BuildValue("(NnNNNO)", batches, l->files, directories, others, unreadable, done ? Py_True : Py_False);
+}
+
 static PyObject *list_by_name(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *path_bytes = NULL;
@@ -305,21 +335,126 @@ static PyObject *list_by_name(PyObject *self, PyObject *args) {
             Py_DECREF(name);
         }
     } else {
-        PyObject *batches = batches_list(&l);
-        PyObject *directories = batches ? names_list(&l.directories, &l.directory_at) : NULL;
-        PyObject *others = directories ? names_list(&l.others, &l.other_at) : NULL;
-        PyObject *unreadable = others ? names_list(&l.unreadable, &l.unreadable_at) : NULL;
-        if (unreadable) result = Py_BuildValue("(NnNNN)", batches, l.files, directories, others, unreadable);
-        else {
-            Py_XDECREF(batches);
-            Py_XDECREF(directories);
-            Py_XDECREF(others);
-        }
+        result = listing_tuple(&l, -1);
     }
     listing_free(&l);
     Py_DECREF(path_bytes);
     return result;
 }
+
+/* Lister: one directory read a page at a time through one open stream (readdir returns
+ * every entry present throughout exactly once per stream), so a listing of any size needs
+ * memory for one page only. */
+typedef struct {
+    PyObject_HEAD
+    DIR *dir;
+    Py_ssize_t batch;
+    int check_readable;
+    int busy; /* a page is being read (the GIL is released meanwhile) */
+} Lister;
+
+static void lister_close_dir(Lister *self) {
+    if (self->dir) {
+        closedir(self->dir);
+        self->dir = NULL;
+    }
+}
+
+static int lister_init(Lister *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"path", "batch", "check_readable", NULL};
+    PyObject *path_bytes = NULL;
+    Py_ssize_t batch;
+    int check_readable;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&np:Lister", kwlist, PyUnicode_FSConverter, &path_bytes, &batch,
+                                     &check_readable))
+        return -1;
+    if (batch < 1) {
+        Py_DECREF(path_bytes);
+        PyErr_SetString(PyExc_ValueError, "batch must be at least 1");
+        return -1;
+    }
+    lister_close_dir(self);
+    const char *path = PyBytes_AS_STRING(path_bytes);
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *dir = fd < 0 ? NULL : fdopendir(fd);
+    if (!dir) {
+        int err = errno;
+        if (fd >= 0) close(fd);
+        errno = err;
+        PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, PyTuple_GET_ITEM(args, 0));
+        Py_DECREF(path_bytes);
+        return -1;
+    }
+    Py_DECREF(path_bytes);
+    self->dir = dir;
+    self->batch = batch;
+    self->check_readable = check_readable;
+    self->busy = 0;
+    return 0;
+}
+
+static void lister_dealloc(Lister *self) {
+    lister_close_dir(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *lister_page(Lister *self, PyObject *args) {
+    Py_ssize_t limit;
+    if (!PyArg_ParseTuple(args, "n:page", &limit)) return NULL;
+    if (limit < 1) {
+        PyErr_SetString(PyExc_ValueError, "limit must be at least 1");
+        return NULL;
+    }
+    if (!self->dir || self->busy) {
+        PyErr_SetString(PyExc_ValueError, self->busy ? "Lister is in use by another thread" : "Lister is closed");
+        return NULL;
+    }
+    Listing l;
+    memset(&l, 0, sizeof l);
+    int err, done;
+    self->busy = 1;
+    Py_BEGIN_ALLOW_THREADS
+    err = list_some(self->dir, self->batch, self->check_readable, limit, &l, &done);
+    Py_END_ALLOW_THREADS
+    self->busy = 0;
+    PyObject *result = NULL;
+    if (err == ENOMEM) PyErr_NoMemory();
+    else if (err) {
+        errno = err;
+        PyErr_SetFromErrno(PyExc_OSError);
+    } else result = listing_tuple(&l, done);
+    listing_free(&l);
+    return result;
+}
+
+static PyObject *lister_close(Lister *self, PyObject *unused) {
+    (void)unused;
+    if (self->busy) {
+        PyErr_SetString(PyExc_ValueError, "Lister is in use by another thread");
+        return NULL;
+    }
+    lister_close_dir(self);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef lister_methods[] = {
+    {"page", (PyCFunction)lister_page, METH_VARARGS,
+     "page(limit) -> (batches, files, directories, others, unreadable, done): the next at most limit entries"},
+    {"close", (PyCFunction)lister_close, METH_NOARGS, "close() -> None: close the directory (idempotent)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ListerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "irods_ingest._listing.Lister",
+    .tp_basicsize = sizeof(Lister),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Lister(path, batch, check_readable): a directory listed by name, a page at a time",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)lister_init,
+    .tp_dealloc = (destructor)lister_dealloc,
+    .tp_methods = lister_methods,
+};
 
 static PyMethodDef methods[] = {
     {"list_by_name", list_by_name, METH_VARARGS,
@@ -329,4 +464,15 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "irods_ingest._listing", NULL, -1, methods, NULL, NULL, NULL, NULL};
 
-PyMODINIT_FUNC PyInit__listing(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__listing(void) {
+    if (PyType_Ready(&ListerType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    Py_INCREF(&ListerType);
+    if (PyModule_AddObject(m, "Lister", (PyObject *)&ListerType) < 0) {
+        Py_DECREF(&ListerType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

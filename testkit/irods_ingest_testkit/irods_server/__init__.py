@@ -57,7 +57,8 @@ class IrodsTestServer:
 
     ``cursor_scope="connection"`` keeps GenQuery continuation statements per connection,
     as a real agent does; ``"server"`` shares them (lenient to clients that page across
-    pooled connections).
+    pooled connections). ``latency_ms`` is added to every API reply (``set_latency_ms``
+    changes it while the server runs).
     """
 
     def __init__(
@@ -68,6 +69,7 @@ class IrodsTestServer:
         server_version: str = DEFAULT_SERVER_VERSION,
         control_port: int | None = None,
         cursor_scope: str = "connection",
+        latency_ms: float = 0.0,
     ) -> None:
         if cursor_scope not in ("connection", "server"):
             raise ValueError("cursor_scope must be 'connection' or 'server'")
@@ -77,6 +79,7 @@ class IrodsTestServer:
         self._control_port = control_port
         self._cursor_scope = cursor_scope
         self.faults = Faults()
+        self.faults.set_latency(latency_ms / 1000.0)
         self.catalog: Catalog | None = None
         self._tcp: IrodsTcpServer | None = None
         self._control: ControlServer | None = None
@@ -169,3 +172,12 @@ class IrodsTestServer:
 
     def clear_faults(self) -> None:
         self.faults.clear()
+
+    def set_latency_ms(self, ms: float) -> None:
+        """Add ``ms`` milliseconds to every API reply from now on (0 = none), as a real
+        catalog answers in milliseconds, not microseconds."""
+        self.faults.set_latency(ms / 1000.0)
+
+    @property
+    def latency_ms(self) -> float:
+        return self.faults.latency * 1000.0

@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="serve the HTTP control channel (counters, faults) on this port; 0 = free port")
     parser.add_argument("--cursor-scope", choices=("connection", "server"), default="connection",
                         help="GenQuery paging statements per connection (as iRODS) or shared")
+    parser.add_argument("--latency-ms", type=float, default=0.0,
+                        help="milliseconds added to every API reply, as a real catalog answers (default 0)")
     parser.add_argument("--log-level", default="WARNING", help="logging level for stderr (default WARNING)")
     return parser
 
@@ -44,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     server = IrodsTestServer(args.data_dir, host=args.host, port=args.port, server_version=args.server_version,
-                             control_port=args.control_port, cursor_scope=args.cursor_scope)
+                             control_port=args.control_port, cursor_scope=args.cursor_scope,
+                             latency_ms=args.latency_ms)
     try:
         server.start()
     except OSError as exc:

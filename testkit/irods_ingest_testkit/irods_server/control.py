@@ -3,7 +3,9 @@
 ``GET /counters`` -> ``{"api_counts": {"702": 3, ...}, "connections": n}``;
 ``POST /reset`` zeroes the counters; ``POST /faults`` with a fault object
 (``{"kind": "fail", "api": 702, "nth": 1, "code": -808000}``, see :mod:`.faults`) adds one,
-``{"kind": "clear"}`` removes all; ``GET /faults`` lists the active ones; ``GET /health``.
+``{"kind": "clear"}`` removes all; ``GET /faults`` lists the active ones; ``GET /health``;
+``GET /latency`` -> ``{"ms": 2.0}`` and ``POST /latency`` with ``{"ms": 2}``: the latency added
+to every API reply.
 :class:`ControlClient` speaks it with the standard library only.
 """
 
@@ -41,6 +43,8 @@ class _ControlHandler(BaseHTTPRequestHandler):
             self._send(200, [f.to_json() for f in faults.active()])
         elif self.path == "/health":
             self._send(200, {"ok": True})
+        elif self.path == "/latency":
+            self._send(200, {"ms": faults.latency * 1000.0})
         else:
             self._send(404, {"error": "not found"})
 
@@ -54,6 +58,13 @@ class _ControlHandler(BaseHTTPRequestHandler):
             return
         if self.path == "/reset":
             faults.reset_counts()
+            self._send(200, {"ok": True})
+        elif self.path == "/latency":
+            try:
+                faults.set_latency(float(payload["ms"]) / 1000.0)
+            except (KeyError, ValueError, TypeError) as exc:
+                self._send(400, {"error": f"expected {{\"ms\": <0..60000>}}: {exc}"})
+                return
             self._send(200, {"ok": True})
         elif self.path == "/faults":
             if not isinstance(payload, dict):
@@ -133,6 +144,13 @@ class ControlClient:
 
     def clear_faults(self) -> None:
         self._call("POST", "/faults", {"kind": "clear"})
+
+    def set_latency_ms(self, ms: float) -> None:
+        """Add ``ms`` milliseconds to every API reply from now on (0 = none)."""
+        self._call("POST", "/latency", {"ms": ms})
+
+    def latency_ms(self) -> float:
+        return float(self._call("GET", "/latency")["ms"])
 
     def healthy(self) -> bool:
         try:

@@ -8,6 +8,10 @@ or for any (``api=None``):
   with error ``code`` instead of being run, ``times`` times in a row;
 * ``drop``: the ``nth`` matching call makes the server close that connection without a reply;
 * ``delay``: matching replies are held back ``seconds`` (``times`` calls, or all when 0).
+
+Latency (not a fault): every API reply waits ``latency`` seconds before it is sent, as a real
+catalog answers in milliseconds (``--latency-ms``, the control channel's ``/latency``). Each
+connection waits on its own, so concurrent connections overlap their waits as they would.
 """
 
 from __future__ import annotations
@@ -65,6 +69,12 @@ class Faults:
     _counts: Counter[int] = field(default_factory=Counter)
     _faults: list[Fault] = field(default_factory=list)
     connections: int = 0
+    latency: float = 0.0  # seconds added to every API reply
+
+    def set_latency(self, seconds: float) -> None:
+        if not 0.0 <= seconds <= 60.0:
+            raise ValueError(f"latency must be between 0 and 60 s, not {seconds!r}")
+        self.latency = float(seconds)
 
     def connection_opened(self) -> None:
         with self._lock:

@@ -113,6 +113,9 @@ class ConnectionHandler(socketserver.BaseRequestHandler):
             if request.msg_type != RODS_API_REQ:
                 raise ProtocolError(f"unexpected message type {request.msg_type!r}")
             reply = self._dispatch(agent, request)
+            latency = self.server.faults.latency
+            if latency > 0:
+                time.sleep(latency)  # a catalog that answers in milliseconds (--latency-ms)
             sock.sendall(
                 pack_message(Message(RODS_API_REPLY, body=reply.body, error=b"", bs=reply.bs, int_info=reply.int_info))
                 if not isinstance(reply, _ErrorReply)

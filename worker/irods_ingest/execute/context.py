@@ -57,6 +57,11 @@ class ChangeCacheReader(Protocol):
         """Whole caches of several directories, in one round trip."""
         ...
 
+    def entries_within(self, generation: str, directories: list[str], limit: int) -> list[dict[str, str] | None]:
+        """Whole caches of several directories in one round trip; None for one larger than
+        about ``limit`` entries (bounded memory)."""
+        ...
+
     def values(self, generation: str, directory: str, names: list[str]) -> dict[str, str]:
         """The cached values of just ``names`` (bounded, whatever the directory holds)."""
         ...
@@ -67,6 +72,21 @@ class ChangeCacheReader(Protocol):
 
     def exists(self, generation: str) -> bool:
         """False only when no directory can have a cache in ``generation`` (a first sync)."""
+        ...
+
+
+class ListingProgress(Protocol):
+    """What the claimed task may commit before its ack (irods_ingest.queue.ClaimedTask): a
+    directory listed in pages commits each page, with the record of the names it accounted
+    for, while its task stays claimed (execute.scan_pages)."""
+
+    def commit(self, outcome: TaskOutcome, directory: str, record: str = "") -> str:
+        """Apply ``outcome`` (counters, new tasks, failures, ``directory``'s stale cache) now:
+        ok | stale (the task was reaped) | fenced (its run is over)."""
+        ...
+
+    def pages(self, directory: str, start: int = 0) -> Iterator[str]:
+        """The page records committed so far for ``directory`` in this run, after the first ``start``."""
         ...
 
 
@@ -84,6 +104,9 @@ class RunContext:
     # The change-cache generation of the job's STORED config (the controller's view); ``config``
     # above may carry the handler's job-wide answers, which must not start a new generation.
     cache_generation: str | None = None
+    # The claimed task's early commits (None: everything goes with the ack, and a directory is
+    # listed in one piece whatever its size).
+    progress: ListingProgress | None = None
 
 
 def backoff(config: JobConfig, attempt: int) -> float:
@@ -134,6 +157,11 @@ class JobContext:
         except UnicodeEncodeError:
             return UNICODE_ERROR_PREFIX + base64.b64encode(os.fsencode(name)).decode()
         return name
+
+    @property
+    def maps_names(self) -> bool:
+        """Whether the handler's character_map may make a logical name differ from its source name."""
+        return self._charmap is not None
 
     def logical_collection(self, relative_dir: str) -> str:
         if not relative_dir:

@@ -11,8 +11,9 @@ from irods_ingest.tasks import Task
 
 def finalize_run(job: JobContext, task: Task) -> TaskOutcome:
     outcome = TaskOutcome(finalize=True)
-    if job.config.s3 is not None and job.run_context.listing_book is not None:
-        job.run_context.listing_book.forget_run_seen(task.run)  # what a failed or cut-short listing left
+    if job.run_context.listing_book is not None:
+        # what a failed or cut-short listing left (an S3 prefix's, a paged directory's)
+        job.run_context.listing_book.forget_run_seen(task.run)
     try:
         job.handler.job_hook("post_job", log, job.meta())
     except HandlerError as exc:

@@ -14,7 +14,8 @@ from irods_ingest.config import Operation, S3Source
 from irods_ingest.errors import HandlerError, IngestError, StoreUnavailable
 from irods_ingest.execute.context import JobContext, log
 from irods_ingest.execute.hooks import pre_job
-from irods_ingest.execute.scan import enqueue_deletes, ensure_collection, plans_deletes
+from irods_ingest.execute.plan import Judgement, ensure_collection, plans_deletes
+from irods_ingest.execute.scan import scan_page_entries
 from irods_ingest.irods_io.bulk import child_names
 from irods_ingest.queue import TaskOutcome
 from irods_ingest.s3_scan import classify_page, list_prefix
@@ -109,15 +110,12 @@ def _finish_prefix(job: JobContext, task: Task, outcome: TaskOutcome, names: set
             here |= book.seen_among(task.run, task.directory, [n for n in batch if n not in here])
         return here
 
+    judgement = Judgement(job, task, outcome, task.directory, scan_page_entries())
     if book is not None:
-        stale: list[str] = []
-        for fields in job.run_context.change_cache.field_names(job.cache_generation, task.directory):
-            kept = present(fields)
-            stale += [f for f in fields if f not in kept]
-        if stale:
-            outcome.cache_delete[task.directory] = stale
+        judgement.stale_cache(job.run_context.change_cache.field_names(job.cache_generation, task.directory), present)
     if plans_deletes(job, task, outcome, job.source_path(task.directory), collection):
-        _plan_deletes(job, task, outcome, collection, present, nothing_listed=not names and not several_pages)
+        _plan_deletes(job, task, outcome, collection, present, judgement, nothing_listed=not names and not several_pages)
+    judgement.finish()
     if several_pages and book is not None:
         book.forget_seen(task.run, task.directory)
 
@@ -128,29 +126,26 @@ def _plan_deletes(
     outcome: TaskOutcome,
     collection: str,
     present: Callable[[list[str]], set[str]],
+    judgement: Judgement,
     *,
     nothing_listed: bool,
 ) -> None:
-    gone_objects: list[str] = []
-    gone_colls: list[str] = []
-    try:
-        for objects, subcollections in child_names(job.catalog(job.meta(target=collection)), collection):
-            here = present(objects + subcollections)
-            gone_objects += [n for n in objects if n not in here]
-            gone_colls += [n for n in subcollections if n not in here]
-    except StoreUnavailable:
-        raise
-    except IngestError as exc:
-        outcome.failures.append(job.failure(collection, f"cannot list for deletion: {exc}", 1, task))
-        return
-    if nothing_listed and not task.directory and (gone_objects or gone_colls):
+    if nothing_listed and not task.directory:
         # An empty listing of the whole source looks exactly like a mistyped prefix or an
         # emptied bucket: deleting everything synced is refused, loudly.
-        outcome.count("tasks_failed")
-        outcome.error = (
-            f"the S3 source {job.config.source_root} lists no objects: nothing was deleted from {collection} "
-            f"(check s3.bucket and s3.prefix; if the source really is empty, remove the collection by hand)"
-        )
-        outcome.failures.append(job.failure(job.config.source_root, outcome.error, 1, task))
+        try:
+            objects, subcollections = next(iter(child_names(job.catalog(job.meta(target=collection)), collection, 1)), ([], []))
+        except StoreUnavailable:
+            raise
+        except IngestError as exc:
+            outcome.failures.append(job.failure(collection, f"cannot list for deletion: {exc}", 1, task))
+            return
+        if objects or subcollections:
+            outcome.count("tasks_failed")
+            outcome.error = (
+                f"the S3 source {job.config.source_root} lists no objects: nothing was deleted from {collection} "
+                f"(check s3.bucket and s3.prefix; if the source really is empty, remove the collection by hand)"
+            )
+            outcome.failures.append(job.failure(job.config.source_root, outcome.error, 1, task))
         return
-    enqueue_deletes(job, task, outcome, collection, gone_objects, gone_colls)
+    judgement.deletes(collection, present)

@@ -1,6 +1,7 @@
 """The FILES task: sync a batch of files of one directory, each on its own.
 
-The task lists the target collection once; then each file, within its time limit, is
+The task asks iRODS about its own names once (one bounded query, never a listing of the
+whole collection: :mod:`irods_ingest.irods_io.lookup`); then each file, within its time limit, is
 prepared (:mod:`irods_ingest.execute.file_work`) and judged against what iRODS holds:
 created (uploaded or registered), brought up to date, or left alone. A file's failure is
 its own: retryable ones go back as one delayed task of just those files, permanent ones
@@ -9,6 +10,7 @@ are recorded with their reason. A warm shutdown hands the files not yet started 
 
 from __future__ import annotations
 
+import posixpath
 import time
 
 from irods_ingest.config import Operation
@@ -20,6 +22,7 @@ from irods_ingest.execute.file_work import FileWork, prepare
 from irods_ingest.execute.hooks import with_hooks
 from irods_ingest.execute.metadata import annotate
 from irods_ingest.irods_io.catalog import AlreadyExists, CollectionListing, ObjectInfo, Replica
+from irods_ingest.irods_io.lookup import children_named
 from irods_ingest.queue import TaskOutcome
 from irods_ingest.tasks import FileEntry, Task, TaskKind
 
@@ -30,8 +33,10 @@ def sync_files(job: JobContext, task: Task) -> TaskOutcome:
     collection = job.logical_collection(task.directory)
     listing: CollectionListing | None = None
     if not job.config.initial_ingest and job.config.operation is not Operation.NO_OP:
+        # Only this batch's names: bounded whatever the collection holds (irods_io.lookup).
+        names = [posixpath.basename(job.logical_path(task.directory, e.name)) for e in task.entries]
         try:
-            listing = job.catalog(job.meta(target=collection)).listing(collection, with_subcollections=True)
+            listing = children_named(job.catalog(job.meta(target=collection)), collection, names)
         except IngestError as exc:
             outcome.counters.pop("tasks_done")
             return job.retry_or_fail(task, outcome, exc, len(task.entries))

@@ -29,6 +29,7 @@ from irods.results import ResultSet
 
 from irods_ingest.errors import PermanentError
 from irods_ingest.irods_io.catalog import AlreadyExists, IrodsCatalog, irods_errors
+from irods_ingest.irods_io.lookup import in_batches, quotable
 
 # REPLICA_TOKEN_KW and REPLICA_CLOSE (what a joined handle needs) came with iRODS 4.2.9.
 PARALLEL_WRITE_SERVER: Final = (4, 2, 9)
@@ -229,26 +230,13 @@ def _one_page(catalog: IrodsCatalog, query: Any, rows: int) -> list[Any]:
 
 def existing_objects(catalog: IrodsCatalog, collection: str, names: list[str]) -> set[str]:
     """Which of ``names`` are data objects in ``collection`` (GenQuery ``in``, a few dozen
-    names per query: the server bounds the length of a condition)."""
+    names per query: the server bounds the length of a condition; a name GenQuery cannot
+    quote in a list is asked about alone)."""
     found: set[str] = set()
-    for batch in _in_batches(names):
-        query = catalog.session.query(DataObject.name).filter(Collection.name == collection, In(DataObject.name, batch))
+    conditions = [In(DataObject.name, batch) for batch in in_batches([n for n in names if quotable(n)])]
+    conditions += [DataObject.name == n for n in names if not quotable(n)]
+    for condition, rows in zip(conditions, [len(c.value) if isinstance(c, In) else 1 for c in conditions], strict=True):
+        query = catalog.session.query(DataObject.name).filter(Collection.name == collection, condition)
         with irods_errors("listing", collection):
-            found.update(row[DataObject.name] for row in _one_page(catalog, query, len(batch)))
+            found.update(row[DataObject.name] for row in _one_page(catalog, query, rows))
     return found
-
-
-_IN_CONDITION_CHARS = 1500
-
-
-def _in_batches(names: list[str]) -> Iterator[list[str]]:
-    batch: list[str] = []
-    size = 0
-    for name in names:
-        if batch and size + len(name) + 3 > _IN_CONDITION_CHARS:
-            yield batch
-            batch, size = [], 0
-        batch.append(name)
-        size += len(name) + 3  # quotes and a comma
-    if batch:
-        yield batch

@@ -12,7 +12,7 @@ import posixpath
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import irods.exception as irods_exc
 import irods.keywords as kw
@@ -61,11 +61,42 @@ class ObjectInfo:
 
 @dataclass
 class CollectionListing:
-    """One collection's direct children, from one or two GenQueries."""
+    """Some of one collection's direct children (the names a FILES task asked about)."""
 
     objects: dict[str, ObjectInfo] = field(default_factory=dict)
     subcollections: set[str] = field(default_factory=set)
     exists: bool = True
+
+
+# What the sync decisions need of every replica of an object, in one GenQuery row each.
+REPLICA_COLUMNS: Final = (
+    DataObject.name,
+    DataObject.replica_number,
+    DataObject.resource_name,
+    DataObject.resc_hier,
+    DataObject.path,
+    DataObject.size,
+    DataObject.replica_status,
+    DataObject.modify_time,
+)
+
+
+def add_replica_row(listing: CollectionListing, row: Any) -> None:
+    """Add one GenQuery row of :data:`REPLICA_COLUMNS` to ``listing``."""
+    name = row[DataObject.name]
+    info = listing.objects.setdefault(name, ObjectInfo(name))
+    modified = row[DataObject.modify_time]
+    info.replicas.append(
+        Replica(
+            number=int(row[DataObject.replica_number]),
+            resource=row[DataObject.resource_name] or "",
+            hierarchy=row[DataObject.resc_hier] or "",
+            path=row[DataObject.path] or "",
+            size=int(row[DataObject.size] or 0),
+            status=str(row[DataObject.replica_status]),
+            modify_time=int(modified.timestamp()) if modified is not None else 0,
+        )
+    )
 
 
 class AlreadyExists(PermanentError):
@@ -155,41 +186,20 @@ class IrodsCatalog:
                 return True
         return False
 
-    def listing(self, collection: str, *, with_subcollections: bool = True) -> CollectionListing:
-        """Data objects (with replicas) and subcollection names directly in ``collection``."""
-        result = CollectionListing()
+    def objects_where(self, collection: str, condition: Any, into: CollectionListing | None = None) -> CollectionListing:
+        """The data objects (with every replica) of ``collection`` that match ``condition`` (a
+        PRC criterion on DataObject.name: ``==`` one name, ``In`` a bounded batch of names).
+
+        Bounded by the condition, never the whole collection: a FILES task asks only about
+        its own names (:mod:`irods_ingest.irods_io.lookup`)."""
+        result = into if into is not None else CollectionListing()
         with irods_errors("listing", collection):
-            query = self.session.query(
-                DataObject.name,
-                DataObject.replica_number,
-                DataObject.resource_name,
-                DataObject.resc_hier,
-                DataObject.path,
-                DataObject.size,
-                DataObject.replica_status,
-                DataObject.modify_time,
-            ).filter(Collection.name == collection)
-            for row in self._all_rows(query):
-                name = row[DataObject.name]
-                info = result.objects.setdefault(name, ObjectInfo(name))
-                modified = row[DataObject.modify_time]
-                info.replicas.append(
-                    Replica(
-                        number=int(row[DataObject.replica_number]),
-                        resource=row[DataObject.resource_name] or "",
-                        hierarchy=row[DataObject.resc_hier] or "",
-                        path=row[DataObject.path] or "",
-                        size=int(row[DataObject.size] or 0),
-                        status=str(row[DataObject.replica_status]),
-                        modify_time=int(modified.timestamp()) if modified is not None else 0,
-                    )
-                )
-            if with_subcollections:
-                for row in self._all_rows(self.session.query(Collection.name).filter(Collection.parent_name == collection)):
-                    result.subcollections.add(posixpath.basename(row[Collection.name]))
+            query = self.session.query(*REPLICA_COLUMNS).filter(Collection.name == collection, condition)
+            for row in self.all_rows(query):
+                add_replica_row(result, row)
         return result
 
-    def _all_rows(self, query: Any) -> list[Any]:
+    def all_rows(self, query: Any) -> list[Any]:
         """Every row of a GenQuery, all pages on ONE connection.
 
         The server keeps a paged query's cursor per connection; PRC's own iteration takes a
@@ -210,9 +220,9 @@ class IrodsCatalog:
                 query = query.continue_index(result_set.continue_index)
 
     def object_info(self, logical_path: str) -> ObjectInfo | None:
-        """One data object's replicas (None if it does not exist)."""
+        """One data object's replicas (None if it does not exist): one query for one name."""
         collection, name = posixpath.split(logical_path)
-        return self.listing(collection, with_subcollections=False).objects.get(name)
+        return self.objects_where(collection, DataObject.name == name).objects.get(name)
 
     # ---------------------------------------------------------------- collections
     def create_collection(self, path: str) -> None:

@@ -36,6 +36,22 @@ class ChangeCache:
             replies = pipe.execute()
         return [{reply_text(k): reply_text(v) for k, v in raw.items()} for raw in replies]
 
+    def entries_within(self, generation: str, directories: Sequence[str], limit: int) -> list[dict[str, str] | None]:
+        """The whole caches of ``directories`` that hold at most about ``limit`` entries, in one
+        round trip; None for a larger one (read it a page of names at a time with
+        :meth:`values`). One ``HSCAN 0 COUNT limit`` each: Redis returns a small hash whole
+        (cursor 0) and stops a large one after about ``limit`` entries, so memory is bounded
+        whatever a directory once held."""
+        with translated_errors():
+            pipe = self.client.pipeline(transaction=False)
+            for directory in directories:
+                pipe.hscan(self.keys.cache(generation, directory), 0, count=limit)
+            replies = pipe.execute()
+        return [
+            {reply_text(k): reply_text(v) for k, v in found.items()} if int(cursor) == 0 else None
+            for cursor, found in replies
+        ]
+
     def values(self, generation: str, directory: str, names: Sequence[str]) -> dict[str, str]:
         """The cached values of just ``names`` in ``directory`` (those it has): bounded by the
         names asked for, whatever the directory holds (an S3 listing page)."""

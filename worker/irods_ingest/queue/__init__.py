@@ -3,8 +3,9 @@
 | name | module | what |
 |---|---|---|
 | :class:`TaskQueue` | ``task_queue`` | claim (``BLMOVE`` into a per-worker processing list), ack, delayed retries and their promotion, heartbeats, requeue of dead workers' tasks and dead letters |
+| :class:`ClaimedTask` | ``task_queue`` | a claimed task's early commits: a directory listed in pages commits each page (PROGRESS) while its task stays claimed |
 | :class:`TaskOutcome` | ``outcome`` | everything one task changes, applied atomically with its ack |
-| ``ACK``, ``REQUEUE``, ``PROMOTE_DUE`` | ``lua`` | the scripts that do it in one step each |
+| ``ACK``, ``PROGRESS``, ``REQUEUE``, ``PROMOTE_DUE`` | ``lua`` | the scripts that do it in one step each |
 
 What travels through the queue is :class:`irods_ingest.tasks.Task`; what a task does is
 ``irods_ingest.execute``; the loop that claims, executes and acks is
@@ -14,6 +15,6 @@ is counted twice or never.
 """
 
 from irods_ingest.queue.outcome import TaskOutcome
-from irods_ingest.queue.task_queue import TaskQueue
+from irods_ingest.queue.task_queue import ClaimedTask, TaskQueue
 
-__all__ = ["TaskOutcome", "TaskQueue"]
+__all__ = ["ClaimedTask", "TaskOutcome", "TaskQueue"]

@@ -1,4 +1,5 @@
-"""The Task Enqueuer's Lua scripts: promotion of due retries, the ack, the reaper's requeue.
+"""The Task Enqueuer's Lua scripts: promotion of due retries, the ack, a paged listing's
+progress, the reaper's requeue.
 
 The ACK and REQUEUE scripts change the run's state too (counters, failure records, the
 change cache, joins, closing the run): a task's outcome must apply in the same step as the
@@ -24,13 +25,14 @@ return #due
 """
 
 # Acknowledge one task with its whole outcome.
-# KEYS: run, queue, delayed, processing(W), failures, claimers, history, cache marker, joins, cache keys...
+# KEYS: run, queue, delayed, processing(W), failures, claimers, history, cache marker, joins, cache keys...,
+#       then (with seen_drop) the seen index and the listing records to remove
 # ARGV: raw task, run id, outcome JSON, processing prefix, finalize raw, now, E, F, then E raw
 #       tasks to ``enqueue`` and F raw tasks to ``enqueue_first``
 # outcome: {counters={}, delay=[[score, raw]], failures=[raw], max_failures=N,
 #           cache=[[key_index, field, value_or_false]], finalize=bool, error=str,
 #           join_open=[[collection, tasks, raw removal task]], join_add=[[collection, tasks]],
-#           join_done=collection or ''}
+#           join_done=collection or '', seen_drop=index of the seen index in KEYS (optional)}
 # The new tasks travel as arguments of their own, not inside the outcome JSON: a first-sync
 # scan's ack carries thousands of names, and JSON inside JSON would be escaped by the worker
 # and decoded by the script only to be pushed again as they were.
@@ -101,6 +103,14 @@ for index, args in pairs(sets) do apply('HSET', KEYS[9 + index], args) end
 for index, args in pairs(dels) do apply('HDEL', KEYS[9 + index], args) end
 -- the marker promises scans that this generation has a cache to read (see keys.py)
 if next(sets) ~= nil then redis.call('SET', KEYS[8], '1') end
+-- directories listed in pages and judged by this task: their records go with its ack
+if outcome.seen_drop then
+  local index = tonumber(outcome.seen_drop)
+  for i = index + 1, #KEYS do
+    redis.call('UNLINK', KEYS[i])
+    redis.call('SREM', KEYS[index], KEYS[i])
+  end
+end
 if outcome.error and outcome.error ~= '' then redis.call('HSET', KEYS[1], 'error', outcome.error) end
 if outcome.finalize then
   local err = redis.call('HGET', KEYS[1], 'error')
@@ -114,6 +124,59 @@ if outcome.finalize then
   return final
 end
 if maybe_finish(KEYS[1], KEYS[2], KEYS[3], KEYS[6], ARGV[4], ARGV[5]) == 1 then return 'finishing' end
+return 'ok'
+"""
+)
+
+# Commit one page of a directory listed in pages (execute.scan_pages) while its SCAN task stays
+# claimed: the page's counters, tasks and failure records, and the record of the names it
+# accounted for (keys.py: seen pages), in one step -- what the page did is either all in
+# Redis or not at all. Refused unless the task still sits in this worker's processing list
+# (a reaped task's redelivery redoes the listing) and its run is current.
+# A directory's judgement (stale cache entries, DELETE tasks) goes the same way in chunks when
+# it is larger than a page: then without a record.
+# KEYS: run, queue, processing(W), failures, pages record, seen index, the directory's cache
+# ARGV: raw task, run id, outcome JSON {counters, failures, max_failures, cache_delete=[field]},
+#       page record ('' = none), ttl, E, F, then E raw tasks to ``enqueue`` and F to
+#       ``enqueue_first`` (as ACK)
+PROGRESS: Final = (
+    PUSH_FAILURES
+    + """
+local held = false
+for _, raw in ipairs(redis.call('LRANGE', KEYS[3], 0, -1)) do
+  if raw == ARGV[1] then held = true; break end
+end
+if not held then return 'stale' end
+if redis.call('HGET', KEYS[1], 'id') ~= ARGV[2] then return 'fenced' end
+local state = redis.call('HGET', KEYS[1], 'state')
+if state ~= 'running' and state ~= 'finishing' then return 'fenced' end
+local outcome = cjson.decode(ARGV[3])
+for name, delta in pairs(outcome.counters) do
+  if delta ~= 0 then redis.call('HINCRBY', KEYS[1], name, delta) end
+end
+local function push(command, first, count)
+  for from = first, first + count - 1, 1000 do
+    redis.call(command, KEYS[2], unpack(ARGV, from, math.min(from + 999, first + count - 1)))
+  end
+end
+local to_enqueue, to_enqueue_first = tonumber(ARGV[6]), tonumber(ARGV[7])
+push('LPUSH', 8, to_enqueue)
+push('RPUSH', 8 + to_enqueue, to_enqueue_first)
+if to_enqueue + to_enqueue_first > 0 then
+  redis.call('HINCRBY', KEYS[1], 'tasks_enqueued', to_enqueue + to_enqueue_first)
+end
+push_failures(KEYS[1], KEYS[4], outcome.failures, tonumber(outcome.max_failures) or 1000)
+local stale = outcome.cache_delete or {}
+for first = 1, #stale, 1000 do
+  redis.call('HDEL', KEYS[7], unpack(stale, first, math.min(first + 999, #stale)))
+end
+if ARGV[4] ~= '' then
+  local page = redis.call('HINCRBY', KEYS[5], 'n', 1)
+  redis.call('HSET', KEYS[5], tostring(page), ARGV[4])
+  redis.call('EXPIRE', KEYS[5], tonumber(ARGV[5]))
+  redis.call('SADD', KEYS[6], KEYS[5])
+  redis.call('EXPIRE', KEYS[6], tonumber(ARGV[5]))
+end
 return 'ok'
 """
 )

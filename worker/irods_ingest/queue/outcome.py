@@ -30,6 +30,9 @@ class TaskOutcome:
     join_open: list[tuple[str, int, Task]] = field(default_factory=list)
     join_add: dict[str, int] = field(default_factory=dict)
     join_done: str = ""
+    # Directories listed in pages (execute.scan_pages) that this task finished and judged: the
+    # ack removes their listing records (keys.py: seen, seen pages) in the same step.
+    seen_done: list[str] = field(default_factory=list)
 
     def count(self, name: str, delta: int = 1) -> None:
         if name not in _COUNTER_NAMES:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from irods_ingest.config import DEFAULT_MAX_FAILURE_RECORDS
@@ -20,7 +21,7 @@ from irods_ingest.jobstate.failure_log import Redact, fit_error, fit_record
 from irods_ingest.queue import lua
 from irods_ingest.queue.outcome import TaskOutcome
 from irods_ingest.store.connection import RedisClient, reply_text, translated_errors
-from irods_ingest.store.keys import JobKeys
+from irods_ingest.store.keys import SEEN_TTL_SECONDS, JobKeys
 from irods_ingest.tasks import Task, TaskKind
 
 # A shutdown hands its tasks back without counting an attempt: none is ever dead-lettered.
@@ -41,6 +42,7 @@ class TaskQueue:
         self._redact = redact
         self._promote = client.register_script(lua.PROMOTE_DUE)
         self._ack = client.register_script(lua.ACK)
+        self._progress = client.register_script(lua.PROGRESS)
         self._requeue = client.register_script(lua.REQUEUE)
 
     # ----------------------------------------------------------------- liveness
@@ -98,9 +100,12 @@ class TaskQueue:
                 cache_ops.append([index + 1, name, value])
             for name in outcome.cache_delete.get(directory, []):
                 cache_ops.append([index + 1, name, False])
-        # Directory scans are claimed before file batches (see lua.ACK).
-        enqueue = [t.encode() for t in outcome.enqueue if t.kind is not TaskKind.SCAN]
-        enqueue_first = [t.encode() for t in outcome.enqueue if t.kind is TaskKind.SCAN]
+        enqueue, enqueue_first = _split(outcome)
+        seen_keys: list[str] = []
+        if outcome.seen_done:
+            seen_keys = [self.keys.seen_index(task.run)]
+            for directory in outcome.seen_done:
+                seen_keys += [self.keys.seen(task.run, directory), self.keys.seen_pages(task.run, directory)]
         payload = {
             "counters": outcome.counters or {"tasks_done": 0},
             "delay": [[due, t.encode()] for due, t in outcome.delay],
@@ -113,6 +118,8 @@ class TaskQueue:
             "join_add": [[c, n] for c, n in outcome.join_add.items() if n],
             "join_done": outcome.join_done,
         }
+        if seen_keys:
+            payload["seen_drop"] = 9 + len(cache_keys) + 1
         with translated_errors():
             result = self._ack(
                 keys=[
@@ -126,6 +133,7 @@ class TaskQueue:
                     self.keys.cache_marker(outcome.cache_generation or "-"),
                     self.keys.joins,
                     *cache_keys,
+                    *seen_keys,
                 ],
                 args=[
                     raw,
@@ -141,6 +149,61 @@ class TaskQueue:
                 ],
             )
         return reply_text(result)
+
+    # ----------------------------------------------------------------- a directory listed in pages
+    def progress(
+        self,
+        worker_id: str,
+        raw: bytes,
+        task: Task,
+        outcome: TaskOutcome,
+        *,
+        directory: str,
+        record: str = "",
+        max_failure_records: int = DEFAULT_MAX_FAILURE_RECORDS,
+    ) -> str:
+        """Apply part of a task's outcome while ``raw`` stays claimed (lua.PROGRESS): counters,
+        new tasks, failure records and stale cache entries of ``directory``, with ``record``
+        (the names a listing page accounted for, a JSON array; "" for none) appended to the
+        directory's pages. Returns ok | stale | fenced."""
+        stale = outcome.cache_delete.get(directory, [])
+        if outcome.delay or outcome.cache_set or set(outcome.cache_delete) - {directory} or outcome.join_open \
+                or outcome.join_add or outcome.join_done or outcome.seen_done or outcome.finalize or outcome.error:
+            raise ValueError("progress commits counters, new tasks, failure records and one directory's stale cache only")
+        if stale and not outcome.cache_generation:
+            raise ValueError("a TaskOutcome with cache updates must name its cache generation")
+        enqueue, enqueue_first = _split(outcome)
+        payload = {
+            "counters": outcome.counters or {"tasks_done": 0},
+            "failures": [json.dumps(fit_record(f, self._redact), ensure_ascii=True) for f in outcome.failures],
+            "max_failures": max_failure_records,
+            "cache_delete": stale,
+        }
+        with translated_errors():
+            result = self._progress(
+                keys=[self.keys.run, self.keys.queue, self.keys.processing(worker_id), self.keys.failures,
+                      self.keys.seen_pages(task.run, directory), self.keys.seen_index(task.run),
+                      self.keys.cache(outcome.cache_generation or "-", directory)],
+                args=[raw, task.run, json.dumps(payload, ensure_ascii=True), record, SEEN_TTL_SECONDS,
+                      len(enqueue), len(enqueue_first), *enqueue, *enqueue_first],
+            )
+        return reply_text(result)
+
+    def claimed(self, worker_id: str, raw: bytes, task: Task, *, max_failure_records: int) -> ClaimedTask:
+        """The task ``raw`` as claimed by ``worker_id``: what its execution may commit early."""
+        return ClaimedTask(self, worker_id, raw, task, max_failure_records)
+
+    def listed_pages(self, run_id: str, directory: str, start: int = 0) -> Iterator[str]:
+        """The page records committed so far for ``directory`` in run ``run_id`` after the first
+        ``start``, one at a time (each at most a page of names: bounded memory)."""
+        key = self.keys.seen_pages(run_id, directory)
+        with translated_errors():
+            count = int(self.client.hget(key, "n") or 0)
+        for page in range(start + 1, count + 1):
+            with translated_errors():
+                record = self.client.hget(key, str(page))
+            if record is not None:
+                yield reply_text(record)
 
     # ----------------------------------------------------------------- retries and requeues
     def promote_due(self, now: float | None = None, limit: int = 1000) -> int:
@@ -187,3 +250,29 @@ class TaskQueue:
 def _finalize_raw(run_id: str) -> str:
     """The FINALIZE task a script queues when it sees the run complete."""
     return Task(kind=TaskKind.FINALIZE, run=run_id).encode()
+
+
+def _split(outcome: TaskOutcome) -> tuple[list[str], list[str]]:
+    """New tasks as they are pushed: file batches and deletions to the far end, directory
+    scans to the claim end (discovery runs ahead: see lua.ACK)."""
+    enqueue = [t.encode() for t in outcome.enqueue if t.kind is not TaskKind.SCAN]
+    enqueue_first = [t.encode() for t in outcome.enqueue if t.kind is TaskKind.SCAN]
+    return enqueue, enqueue_first
+
+
+class ClaimedTask:
+    """One claimed task's early commits (a directory listed in pages: execute.scan_pages)."""
+
+    def __init__(self, queue: TaskQueue, worker_id: str, raw: bytes, task: Task, max_failure_records: int) -> None:
+        self.queue = queue
+        self.worker_id = worker_id
+        self.raw = raw
+        self.task = task
+        self.max_failure_records = max_failure_records
+
+    def commit(self, outcome: TaskOutcome, directory: str, record: str = "") -> str:
+        return self.queue.progress(self.worker_id, self.raw, self.task, outcome, directory=directory, record=record,
+                                   max_failure_records=self.max_failure_records)
+
+    def pages(self, directory: str, start: int = 0) -> Iterator[str]:
+        return self.queue.listed_pages(self.task.run, directory, start)

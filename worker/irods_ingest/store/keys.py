@@ -44,10 +44,18 @@ Per job ``J`` (hash tag ``{J}``)
                                          no cache at all. Dropped with its generation
   ii:{J}:seen:{R}:{D}             SET    S3 sources: names the listing pages of run R saw so far in the
                                          multi-page prefix with digest D (object names, iRODS names and
-                                         subprefix names). The prefix's last page compares the iRODS
+                                         subprefix names); a paged source directory's names (below). The prefix's last page compares the iRODS
                                          collection and the change cache against it (deletes, stale cache)
                                          and removes it; a TTL (SEEN_TTL_SECONDS, renewed per page) and the
                                          run's FINALIZE task remove what a stopped or failed listing left
+  ii:{J}:seen:{R}:{D}:pages       HASH   a source directory of more entries than one scan page (D its digest),
+                                         listed in pages by one SCAN task: "n" -> pages committed so far,
+                                         "<i>" -> the entry names page i accounted for (a JSON array of wire
+                                         names), written by the PROGRESS script together with that page's
+                                         tasks and counts. A redelivered listing skips what they name; at the
+                                         directory's end they fill ii:{J}:seen:{R}:{D} (deletes, stale cache).
+                                         Listed in seen-index; removed by the directory's final ack, else by
+                                         FINALIZE or the TTL
   ii:{J}:seen-index:{R}           SET    the seen-set keys of run R, added with each set (same transaction)
                                          and removed with it: FINALIZE forgets a run's sets by name, never
                                          by SCAN (a worker touches only its own job's keys, by name)
@@ -55,6 +63,19 @@ Per job ``J`` (hash tag ``{J}``)
                                          contents not yet acknowledged, "t:C" -> the task that removes C
                                          once they are (pushed by the ack that counts "n:C" down to 0).
                                          Emptied by the runs' start, stop and FINALIZE
+
+Retained change caches (no job's hash tag: ``T`` = ``retained~{scope}~{G}``, see
+:class:`RetainedCacheKeys`; ``~`` never occurs in a job name, so no job's keys or ACL
+pattern can match them). Written and read by the controller only (operator or CLI), never
+by a worker: the per-job ACL users cannot reach them
+  iic:{T}:meta                    HASH   the retained cache of generation G of a deleted job of the scope:
+                                         version V (the committed copy), job, generation, settings (JSON,
+                                         compared exactly before adoption), retained, expires, directories,
+                                         entries; adopter/adopted once a starting job claimed it. Expires
+                                         (PEXPIREAT) with the retention
+  iic:{T}:cache:{V}:{D}           HASH   copy V of ii:{J}:cache:{G}:{D}; every key is born with the
+                                         retention's expiry, so an uncommitted or abandoned copy is
+                                         bounded in time
 
 Bounded by design: a finished run's queue/delayed/processing lists are empty by
 definition; ``failures`` is cleared when the next run starts; ``history`` is capped at
@@ -101,6 +122,12 @@ WORKER_ACL_RULES: Final = worker_acl_rules(f"{PREFIX}:*", f"{CONTROL_PREFIX}:*")
 JOBS_INDEX: Final = f"{PREFIX}:jobs"
 HISTORY_LIMIT: Final = 50
 SEEN_TTL_SECONDS: Final = 7 * 24 * 3600
+
+
+def job_scope(job: str) -> str:
+    """The scope a job shares caches in: its name up to the last ``/`` (a SyncJob's
+    namespace; "" for a CLI job named without one). Caches never cross scopes."""
+    return job.rpartition("/")[0]
 
 
 def directory_digest(relative_dir: str) -> str:
@@ -178,6 +205,14 @@ class JobKeys:
     def cache(self, generation: str, relative_dir: str) -> str:
         return f"{self.cache_prefix}{generation}:{directory_digest(relative_dir)}"
 
+    def cache_of_digest(self, generation: str, digest: str) -> str:
+        """The cache key of the directory whose digest is ``digest`` (a copy names no directory)."""
+        return f"{self.cache_prefix}{generation}:{digest}"
+
+    def cache_pattern(self, generation: str) -> str:
+        """SCAN pattern of every directory's cache in ``generation`` (the controller's, never a worker's)."""
+        return f"{self.cache_prefix}{generation}:*"
+
     @property
     def cache_marker_prefix(self) -> str:
         return f"{self._base}:cached:"
@@ -190,6 +225,11 @@ class JobKeys:
 
     def seen(self, run_id: str, relative_dir: str) -> str:
         return f"{self.seen_prefix(run_id)}{directory_digest(relative_dir)}"
+
+    def seen_pages(self, run_id: str, relative_dir: str) -> str:
+        """The committed pages of a directory listed in several pages (under the seen prefix,
+        so that FINALIZE's clean-up of a run's sets removes them too)."""
+        return f"{self.seen(run_id, relative_dir)}:pages"
 
     def seen_index(self, run_id: str) -> str:
         return f"{self._base}:seen-index:{run_id}"
@@ -208,3 +248,48 @@ class JobKeys:
     def all_patterns(self) -> list[str]:
         """SCAN patterns covering every key of this job (for deletion)."""
         return [f"{self._base}:*", f"{self._control_base}:*"]
+
+
+# Separates a retained cache's scope and generation in its hash tag. Never part of a job name
+# (config.JOB_NAME_PATTERN), so a retained cache's tag is never a job's.
+RETAINED_TAG_SEPARATOR: Final = "~"
+
+
+@dataclass(frozen=True)
+class RetainedCacheKeys:
+    """Key names of the retained change cache of one scope and cache generation: what a
+    deleted job left for the next job of the same settings (:mod:`irods_ingest.jobstate.retained_caches`).
+
+    One hash tag of their own: in a Redis Cluster they live on one node, but (mostly) not the
+    job's, so they move key by key, never inside one script."""
+
+    scope: str
+    generation: str
+
+    def __post_init__(self) -> None:
+        for part in (self.scope, self.generation):
+            if any(c in part for c in "{}*?[]\\ " + RETAINED_TAG_SEPARATOR):
+                raise ValueError(f"{part!r} cannot be part of a retained cache's hash tag")
+
+    @property
+    def tag(self) -> str:
+        return f"retained{RETAINED_TAG_SEPARATOR}{self.scope}{RETAINED_TAG_SEPARATOR}{self.generation}"
+
+    @property
+    def _base(self) -> str:
+        return f"{CONTROL_PREFIX}:{{{self.tag}}}"
+
+    @property
+    def meta(self) -> str:
+        return f"{self._base}:meta"
+
+    def cache_prefix(self, version: str) -> str:
+        return f"{self._base}:cache:{version}:"
+
+    def cache(self, version: str, digest: str) -> str:
+        return f"{self.cache_prefix(version)}{digest}"
+
+    @property
+    def every_cache_pattern(self) -> str:
+        """SCAN pattern of the cache keys of every version (the committed one and abandoned ones)."""
+        return f"{self._base}:cache:*"

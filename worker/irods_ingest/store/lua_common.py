@@ -6,7 +6,7 @@ half done. The scripts belong to the component whose step they are:
 | script | owner | why it also touches the other component's keys |
 |---|---|---|
 | ``START_RUN``, ``STOP_RUN`` | :mod:`irods_ingest.jobstate.lua` | a run opens with its root task queued, and a stop empties the queue in the same step as it fences the run |
-| ``ACK``, ``REQUEUE``, ``PROMOTE_DUE`` | :mod:`irods_ingest.queue.lua` | a task's outcome (counters, failure records, cache updates, joins, closing the run) changes in the same step as the task leaves its processing list: nothing counts twice or never |
+| ``ACK``, ``PROGRESS``, ``REQUEUE``, ``PROMOTE_DUE`` | :mod:`irods_ingest.queue.lua` | a task's outcome (counters, failure records, cache updates, joins, closing the run) changes in the same step as the task leaves its processing list: nothing counts twice or never |
 
 A script is assembled as a prefix of these functions plus its body; a function a script
 does not call costs nothing but its definition. Rules they keep:

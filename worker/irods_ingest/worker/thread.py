@@ -235,7 +235,7 @@ class WorkerThread:
             return
         rejected = self.rejection(job, config, task)  # before anything is done: the queue is not trusted
         try:
-            outcome = rejected if rejected is not None else self.execute(job, config, task)
+            outcome = rejected if rejected is not None else self.execute(job, config, task, raw)
         except IngestError:
             raise
         except Exception as exc:  # the task boundary: a bug must fail one task, never the worker
@@ -284,7 +284,7 @@ class WorkerThread:
             metrics.RETRIES.labels(job, kind).inc(len(outcome.delay))
         metrics.TASK_DURATION.labels(job, kind).observe(seconds)
 
-    def execute(self, job: WorkerJob, config: JobConfig, task: Task) -> TaskOutcome:
+    def execute(self, job: WorkerJob, config: JobConfig, task: Task, raw: bytes = b"") -> TaskOutcome:
         try:
             handler = self.handler_cache(job).get(config.handler_hash)
             effective = self.effective_config(job.name, config, handler)
@@ -310,6 +310,9 @@ class WorkerThread:
             bucket_for=self.bucket_for,
             listing_book=job.book,
             stopping=self.shutdown.warm.is_set,
+            # a directory listed in pages commits each page while the task stays claimed
+            progress=job.queue.claimed(self.worker_id, raw, task, max_failure_records=config.max_failure_records)
+            if raw else None,
         )
         return TaskExecutor(ctx).run(task)
 
