@@ -5,10 +5,12 @@
 --     <this file>
 --
 -- Reads the same kstatus conditions Flux uses (Ready / Reconciling / Stalled, with
--- observedGeneration), plus Failed for the last run and spec.suspend:
---   Degraded     Stalled=True (invalid spec, missing or broken handler), or the last run
---                failed (files failed; a run stopped by suspend or runNow does not count)
---   Suspended    spec.suspend is true
+-- observedGeneration), plus spec.suspend:
+--   Degraded     Stalled=True: the spec cannot run (invalid, a missing or broken handler, a name
+--                taken by another), the last run failed (a wrong iRODS password, files that
+--                failed; a run stopped on request is no failure), or no worker got ready
+--                (WorkersNotReady, the cause in the message)
+--   Suspended    spec.suspend is true (an active run is paused, its tasks kept)
 --   Progressing  no status yet, a spec change not yet observed, a run in progress, Ready not True
 --   Healthy      Ready=True: the last run succeeded, or the job waits for its schedule
 -- Written for Argo CD's Lua (gopher-lua, Lua 5.1): no integer division, no goto.
@@ -79,7 +81,7 @@ end
 local ready = condition(conditions, "Ready")
 if is_true(ready) then
   local failed = condition(conditions, "Failed")
-  -- A run stopped on purpose (suspend, replaced by runNow) is not a failure.
+  -- Statuses written before a failed run set Stalled: Ready=True beside Failed=True.
   if is_true(failed) and failed.reason ~= "RunStopped" then
     hs.status = "Degraded"
     hs.message = message_of(failed, "The last run failed")

@@ -91,6 +91,20 @@ WORKER_CONFIG_ROOT: Final = "/etc/irods-ingest"
 IRODS_CONNECTION_MOUNT_PATH: Final = f"{WORKER_CONFIG_ROOT}/irods"
 WORKER_TMP_PATH: Final = "/tmp"
 RESERVED_WORKER_PATHS: Final = (WORKER_CONFIG_ROOT, WORKER_TMP_PATH)
+# What each reserved path holds in a worker pod (the words of a refused spec.source.path).
+RESERVED_WORKER_PATH_USES: Final[Mapping[str, str]] = MappingProxyType({
+    WORKER_CONFIG_ROOT: "the iRODS connection Secret is mounted there",
+    WORKER_TMP_PATH: "it is the pod's size-limited scratch space (an emptyDir)",
+})
+# The job's failures for kubectl users with namespace RBAC only (the `kubectl ingest` plugin):
+# the ConfigMap "<job>-failures", owned by the SyncJob, with these keys.
+FAILURES_CONFIG_MAP_SUFFIX: Final = "-failures"
+FAILURES_KEY_RUN: Final = "run"
+FAILURES_KEY_STATE: Final = "state"
+FAILURES_KEY_RECORDS: Final = "failures.json"
+FAILURES_KEY_RECORDED: Final = "recorded"
+FAILURES_KEY_NOT_RECORDED: Final = "notRecorded"
+FAILURES_COMPONENT: Final = "failures"
 
 
 # --- The operator's notes in the job's Redis hash (the engine keeps them as fields "op:*") ----
@@ -101,6 +115,8 @@ MEMO_RETRY_FAILED: Final = "op:retry_failed"  # the last retryFailed token acted
 MEMO_SCHEDULE_SLOT: Final = "op:schedule_slot"  # the last schedule slot fired (ISO 8601)
 MEMO_STARTED_ONCE: Final = "op:started_once"  # the last run started (without a schedule a job runs once)
 MEMO_REPORTED_RUN: Final = "op:reported_run"  # the last run whose end was announced
+MEMO_SUSPENDED: Final = "op:suspended"  # while suspended: the run paused ("-": none); "" once resumed
+MEMO_FAILURES_WRITTEN: Final = "op:failures_written"  # what the failures ConfigMap last showed (run|state|counts)
 
 # --- Condition types and statuses (kstatus: Ready is normal-true; Reconciling/Stalled abnormal-true)
 class ConditionType(StrEnum):
@@ -109,6 +125,8 @@ class ConditionType(StrEnum):
     STALLED = "Stalled"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
+    SUSPENDED = "Suspended"  # True while spec.suspend holds (as batch/v1 Job's)
+    WORKERS_READY = "WorkersReady"  # False while workers are wanted and none is ready
 
 
 class ConditionStatus(StrEnum):
@@ -132,7 +150,11 @@ class Reason(StrEnum):
     NOT_ALLOWED = "NotAllowed"  # the spec asks for what the cluster admin does not allow
     NAME_CONFLICT = "NameConflict"  # a Deployment/Secret of the name the job needs belongs to another
     REDIS_UNAVAILABLE = "RedisUnavailable"
-    WORKERS_UNAVAILABLE = "WorkersUnavailable"
+    RESUMED = "Resumed"
+    WORKERS_READY = "WorkersReady"
+    NO_WORKERS_NEEDED = "NoWorkersNeeded"
+    WORKERS_STARTING = "WorkersStarting"  # none ready yet, within the grace period
+    WORKERS_NOT_READY = "WorkersNotReady"  # none ready for the whole grace period: the cause is named
 
 
 # --- Event reasons ----------------------------------------------------------------------------
@@ -149,6 +171,11 @@ class EventReason(StrEnum):
     RESUMED = "Resumed"
     CLEANUP_INCOMPLETE = "CleanupIncomplete"
     CREDENTIAL_ROTATED = "CredentialRotated"
+    CACHE_ADOPTED = "CacheAdopted"
+    WORKERS_NOT_READY = "WorkersNotReady"
+    SPEC_CHANGE_PENDING = "SpecChangePending"  # an edit that applies from the next run, during a run
+    NAME_CONFLICT = "NameConflict"  # an object the operator would write is another's (the failures ConfigMap)
+    FAILURES_NOT_PUBLISHED = "FailuresNotPublished"  # the failures ConfigMap could not be written (say, RBAC)
 
 
 class EventType(StrEnum):
@@ -165,6 +192,19 @@ class ImagePullPolicy(StrEnum):
     ALWAYS = "Always"
     IF_NOT_PRESENT = "IfNotPresent"
     NEVER = "Never"
+
+
+class Phase(StrEnum):
+    """status.phase: a one-word summary for `kubectl get` (derived from the conditions and the
+    run each pass, never read back to decide anything)."""
+
+    WAITING = "Waiting"  # valid, no run yet (the first one, or the first schedule slot, is due)
+    RUNNING = "Running"  # a run is active
+    SUSPENDED = "Suspended"  # spec.suspend: workers at zero, an active run paused
+    SUCCEEDED = "Succeeded"  # idle; the last run succeeded
+    FAILED = "Failed"  # idle; the last run failed
+    STOPPED = "Stopped"  # idle; the last run was stopped on request (irods-ingest stop)
+    INVALID = "Invalid"  # the spec (or a name it needs) cannot run: see the Stalled condition
 
 
 class RunOutcome(StrEnum):

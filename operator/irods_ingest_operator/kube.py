@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import urllib3
@@ -18,11 +19,23 @@ from kubernetes.client.exceptions import ApiException
 
 from irods_ingest.errors import PermanentError, RetryableError
 from irods_ingest_operator.constants import FIELD_MANAGER
-from irods_ingest_operator.refs import DeploymentState
+from irods_ingest_operator.refs import ContainerFacts, DeploymentState, PodFacts
+
+MAX_WORKER_PODS_READ = 20
+LOG_TAIL_LINES = 20
+LOG_TAIL_BYTES = 16384
 
 
 class NotFound(PermanentError):
     """The object does not exist."""
+
+
+class KeyNotFound(NotFound):
+    """The ConfigMap exists, without the key asked for; ``keys`` are the ones it has."""
+
+    def __init__(self, message: str, keys: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.keys = keys
 
 
 class NotOurs(PermanentError):
@@ -87,15 +100,24 @@ class KubeAdapter:
         the Secret's owner is this manifest's owner (a Secret of the same name that somebody
         else made fails the test, and :class:`NotOurs` says so).
         """
+        self._write_owned(manifest, "Secret", self.core.create_namespaced_secret, self.core.patch_namespaced_secret)
+
+    def write_owned_config_map(self, manifest: Mapping[str, Any]) -> None:
+        """Create the ConfigMap, or replace the data of the one we made before -- never another's
+        (the same owner-testing JSON patch as :meth:`write_owned_secret`: nothing is adopted)."""
+        self._write_owned(manifest, "ConfigMap", self.core.create_namespaced_config_map,
+                          self.core.patch_namespaced_config_map)
+
+    def _write_owned(self, manifest: Mapping[str, Any], kind: str, create: Any, patch_json: Any) -> None:
         metadata = manifest["metadata"]
         namespace, name = metadata["namespace"], metadata["name"]
         owner_uid = metadata["ownerReferences"][0]["uid"]
         # The action names the object, never its data: the error text may reach status and Events.
-        action = f"writing Secret {namespace}/{name}"
+        action = f"writing {kind} {namespace}/{name}"
         try:
             with api_errors(action):
                 body: Any = dict(manifest)  # plain dicts are accepted; the hints name only model classes
-                self.core.create_namespaced_secret(namespace=namespace, body=body, field_manager=FIELD_MANAGER)
+                create(namespace=namespace, body=body, field_manager=FIELD_MANAGER)
             return
         except RetryableError as exc:
             if not isinstance(exc.__cause__, ApiException) or exc.__cause__.status != 409:
@@ -107,13 +129,13 @@ class KubeAdapter:
         ]
         try:
             with api_errors(action):
-                self.core.patch_namespaced_secret(name=name, namespace=namespace, body=patch,
-                                                  field_manager=FIELD_MANAGER, _content_type="application/json-patch+json")
+                patch_json(name=name, namespace=namespace, body=patch, field_manager=FIELD_MANAGER,
+                           _content_type="application/json-patch+json")
         except PermanentError as exc:
             cause = exc.__cause__
             if isinstance(cause, ApiException) and cause.status == 422:
-                raise NotOurs(f"Secret {namespace}/{name} already exists and was not made by the operator for this "
-                              "SyncJob; rename the SyncJob (or remove that Secret)") from None
+                raise NotOurs(f"{kind} {namespace}/{name} already exists and was not made by the operator for this "
+                              f"SyncJob; rename the SyncJob (or remove that {kind})") from None
             raise
 
     def deployment_state(self, namespace: str, name: str) -> DeploymentState | None:
@@ -124,11 +146,42 @@ class KubeAdapter:
             return None
         owners = (deployment.metadata.owner_references if deployment.metadata else None) or []
         controller = next((o for o in owners if o.controller), None)
+        conditions = (deployment.status and deployment.status.conditions) or []
+        failure = next((f"{c.reason or 'ReplicaFailure'}: {c.message or ''}".rstrip(": ") for c in conditions
+                        if c.type == "ReplicaFailure" and c.status == "True"), "")
         return DeploymentState(
             replicas=int(deployment.spec.replicas or 0),
             ready=int((deployment.status and deployment.status.ready_replicas) or 0),
             controller_uid=controller.uid if controller is not None else None,
+            failure=failure,
         )
+
+    def worker_pods(self, namespace: str, selector: Mapping[str, str]) -> tuple[PodFacts, ...]:
+        """The worker pods' state (read-only: pods list, and for a crash loop its last log line)."""
+        label_selector = ",".join(f"{key}={value}" for key, value in sorted(selector.items()))
+        with api_errors(f"listing worker pods in {namespace} ({label_selector})"):
+            pods = self.core.list_namespaced_pod(namespace, label_selector=label_selector, limit=MAX_WORKER_PODS_READ)
+        facts = [_pod_facts(pod) for pod in pods.items]
+        for index, pod in enumerate(facts):  # one log read per pass at most: the first crash loop's
+            for position, container in enumerate(pod.containers):
+                if container.waiting_reason == "CrashLoopBackOff":
+                    line = self._last_log_line(namespace, pod.name, container.name)
+                    containers = list(pod.containers)
+                    containers[position] = replace(container, last_log_line=line)
+                    facts[index] = replace(pod, containers=tuple(containers))
+                    return tuple(facts)
+        return tuple(facts)
+
+    def _last_log_line(self, namespace: str, pod: str, container: str) -> str:
+        """The last non-empty line the container's previous instance logged ("" if unreadable)."""
+        try:
+            with api_errors(f"reading the log of pod {namespace}/{pod}"):
+                text = self.core.read_namespaced_pod_log(pod, namespace, container=container, previous=True,
+                                                         tail_lines=LOG_TAIL_LINES, limit_bytes=LOG_TAIL_BYTES)
+        except (PermanentError, RetryableError):  # no node, no log yet, or no right: the status has to do
+            return ""
+        lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
+        return lines[-1] if lines else ""
 
     def scale_deployment_if_exists(self, namespace: str, name: str, replicas: int) -> None:
         """Set replicas through the scale subresource (leaves the rest of our applied fields alone)."""
@@ -141,12 +194,13 @@ class KubeAdapter:
             return
 
     def read_config_map_key(self, namespace: str, name: str, key: str) -> str:
-        """The text under ``key``; :class:`NotFound` names the ConfigMap or the key that is missing."""
+        """The text under ``key``; :class:`NotFound` if the ConfigMap is missing, :class:`KeyNotFound`
+        (with the keys it has) if the key is."""
         with api_errors(f"reading ConfigMap {namespace}/{name}"):
             config_map = self.core.read_namespaced_config_map(name=name, namespace=namespace)
         data = config_map.data or {}
         if key not in data:
-            raise NotFound(f"ConfigMap {namespace}/{name} has no key {key!r} (keys: {', '.join(sorted(data)) or 'none'})")
+            raise KeyNotFound(f"ConfigMap {namespace}/{name} has no key {key!r}", tuple(sorted(data)))
         return str(data[key])
 
     def post_event(self, event: Mapping[str, Any]) -> None:
@@ -155,3 +209,31 @@ class KubeAdapter:
             # The client accepts plain dicts as bodies; its type hints name only the model classes.
             body: Any = dict(event)
             self.core.create_namespaced_event(namespace=namespace, body=body)
+
+
+def _pod_facts(pod: Any) -> PodFacts:
+    status = pod.status
+    conditions = (status and status.conditions) or []
+    scheduled = next((c for c in conditions if c.type == "PodScheduled"), None)
+    statuses = [*((status and status.init_container_statuses) or []), *((status and status.container_statuses) or [])]
+    return PodFacts(
+        name=pod.metadata.name,
+        phase=(status and status.phase) or "Pending",
+        scheduled=scheduled is not None and scheduled.status == "True",
+        unschedulable=(scheduled.message or scheduled.reason or "") if scheduled is not None and scheduled.status == "False" else "",
+        containers=tuple(_container_facts(c) for c in statuses),
+    )
+
+
+def _container_facts(container: Any) -> ContainerFacts:
+    waiting = container.state.waiting if container.state else None
+    last = container.last_state.terminated if container.last_state else None
+    return ContainerFacts(
+        name=container.name,
+        waiting_reason=(waiting and waiting.reason) or "",
+        waiting_message=(waiting and waiting.message) or "",
+        last_exit_code=last.exit_code if last is not None else None,
+        last_reason=(last and last.reason) or "",
+        last_message=(last and last.message) or "",
+        restarts=int(container.restart_count or 0),
+    )

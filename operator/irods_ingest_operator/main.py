@@ -116,6 +116,7 @@ def build_context(settings: OperatorSettings) -> OperatorContext:
         worker_service_account=settings.worker_service_account,
         credential_rotation=settings.credential_rotation,
         pod_policy=settings.pod_policy,
+        workers_not_ready_after=settings.workers_not_ready_after,
     )
     return OperatorContext(
         redis=connect(settings.redis_url),
@@ -127,6 +128,7 @@ def build_context(settings: OperatorSettings) -> OperatorContext:
         ),
         admission=settings.admission,
         max_failure_records=settings.max_failure_records,
+        cache_retention_seconds=settings.cache_retention.total_seconds(),
     )
 
 
@@ -146,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"irods-ingest-operator: invalid {problem}")
         return 2
-    logs.configure(settings.log_level, json_format=settings.log_format == "json")
+    logs.configure(settings.log_level, json_format=settings.log_format == "json", object_field="job")
     namespaces = tuple(args.namespace) or settings.namespaces
     try:
         ctx = build_context(settings)

@@ -94,3 +94,29 @@ class DeploymentState:
     replicas: int
     ready: int
     controller_uid: str | None = None  # the uid of the object that controls it (ownerReferences)
+    failure: str = ""  # its ReplicaFailure condition ("FailedCreate: pods ... is forbidden: ..."), if any
+
+
+@dataclass(frozen=True)
+class ContainerFacts:
+    """One container of a worker pod, as its kubelet reported it (status.containerStatuses)."""
+
+    name: str
+    waiting_reason: str = ""  # CreateContainerConfigError, ImagePullBackOff, CrashLoopBackOff, ...
+    waiting_message: str = ""
+    last_exit_code: int | None = None  # lastState.terminated (the instance that died before this one)
+    last_reason: str = ""
+    last_message: str = ""  # its termination message (or, with FallbackToLogsOnError, its log's tail)
+    restarts: int = 0
+    last_log_line: str = ""  # crash loops only: the last line the dead instance logged (pods/log)
+
+
+@dataclass(frozen=True)
+class PodFacts:
+    """One worker pod, as much as says why it is not ready."""
+
+    name: str
+    phase: str = "Pending"
+    scheduled: bool = False  # PodScheduled=True
+    unschedulable: str = ""  # PodScheduled=False: the scheduler's message
+    containers: tuple[ContainerFacts, ...] = ()  # init containers first

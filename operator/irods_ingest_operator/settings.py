@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 
-from irods_ingest.actions import without_credentials
+from irods_ingest.actions import DEFAULT_CACHE_RETENTION_SECONDS, without_credentials
 from irods_ingest.errors import ConfigError, ConfigProblem
 from irods_ingest_operator.admission import (
     DEFAULT_ALLOWED_VOLUME_TYPES,
@@ -51,6 +51,9 @@ class OperatorSettings:
     reconcile_interval: float = 5.0
     # Scale-down stabilisation window in seconds.                         SCALE_DOWN_WINDOW
     scale_down_window: timedelta = timedelta(seconds=120)
+    # Seconds that workers may be wanted with none ready before the SyncJob is Stalled with
+    # reason WorkersNotReady and the cause read from the pods.         WORKERS_NOT_READY_AFTER
+    workers_not_ready_after: timedelta = timedelta(seconds=60)
     # Port of the Prometheus /metrics endpoint ("" disables).              METRICS_PORT
     metrics_port: int | None = 9101
     # Liveness endpoint ("" disables).                                     LIVENESS_ENDPOINT
@@ -81,6 +84,9 @@ class OperatorSettings:
     pod_policy: WorkerPodPolicy = field(default_factory=WorkerPodPolicy)
     # Failure records kept per run (the rest are counted).               MAX_FAILURE_RECORDS
     max_failure_records: int = DEFAULT_MAX_FAILURE_RECORDS
+    # Seconds a deleted SyncJob's change cache is kept for a new SyncJob of the same namespace
+    # and settings to adopt (a GitOps rename re-uploads nothing); 0 keeps none.  CACHE_RETENTION
+    cache_retention: timedelta = timedelta(seconds=DEFAULT_CACHE_RETENTION_SECONDS)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> OperatorSettings:
@@ -113,6 +119,7 @@ class OperatorSettings:
             worker_service_account=get("WORKER_SERVICE_ACCOUNT") or None,
             reconcile_interval=env.number("RECONCILE_INTERVAL", 5.0),
             scale_down_window=timedelta(seconds=env.number("SCALE_DOWN_WINDOW", 120.0)),
+            workers_not_ready_after=timedelta(seconds=env.number("WORKERS_NOT_READY_AFTER", 60.0)),
             liveness_endpoint=get("LIVENESS_ENDPOINT", cls.liveness_endpoint),
             cleanup_attempts=env.integer("CLEANUP_ATTEMPTS", 5, 1, 1000),
             metrics_port=metrics_port,
@@ -125,6 +132,8 @@ class OperatorSettings:
             admission=admission,
             pod_policy=_pod_policy(env),
             max_failure_records=env.integer("MAX_FAILURE_RECORDS", DEFAULT_MAX_FAILURE_RECORDS, 1, 100_000),
+            cache_retention=timedelta(seconds=env.number("CACHE_RETENTION", DEFAULT_CACHE_RETENTION_SECONDS, minimum=0.0,
+                                                         fix="give seconds >= 0 (0 keeps no cache)")),
         )
         if env.problems:
             raise ConfigError(env.problems)

@@ -14,7 +14,7 @@ from gitops.gitopskit import HEALTH_LUA, Verdict, argocd_health, kstatus, lua_li
 FIXTURES: Final = Path(__file__).parent / "health"
 CASES: Final = yaml.safe_load((FIXTURES / "health_test.yaml").read_text())["tests"]
 ARGO_STATUSES: Final = {"Healthy", "Progressing", "Degraded", "Suspended", "Missing", "Unknown"}
-# What kstatus (Flux) says for the same objects; Argo CD is stricter about a failed last run.
+# What kstatus (Flux) says for the same objects (a failed run is Stalled: Failed for both).
 KSTATUS_FOR: Final = {"Healthy": "Current", "Progressing": "InProgress", "Degraded": "Failed", "Suspended": "Current"}
 
 
@@ -41,10 +41,17 @@ def test_health_agrees_with_kstatus(case: dict[str, Any]) -> None:
     obj = _load(case)
     health = case["healthStatus"]["status"]
     flux = kstatus(obj, ready_required=True).status
-    if Path(case["inputPath"]).stem == "run-failed":
-        assert flux == "Current"  # the job is reconciled; Argo CD flags the failed files
+    if Path(case["inputPath"]).stem == "run-failed-older-status":
+        assert flux == "Current"  # Ready=True beside Failed=True, as operators before issue 19 wrote it
     else:
         assert flux == KSTATUS_FOR[health]
+
+
+def test_a_failed_run_is_never_ready() -> None:
+    """A wrong iRODS password fails the run: Ready False (kstatus: Failed), Argo CD Degraded."""
+    obj = _load({"inputPath": "testdata/run-failed.yaml"})
+    assert kstatus(obj, ready_required=True).status == "Failed"
+    assert next(c for c in obj["status"]["conditions"] if c["type"] == "Ready")["status"] == "False"
 
 
 def test_lua_literals_survive_awkward_strings() -> None:

@@ -20,6 +20,7 @@ from irods_ingest_operator.constants import (
     FileType,
     ImagePullPolicy,
     Operation,
+    Phase,
     SymlinkPolicy,
 )
 from irods_ingest_operator.spec import check_collection, parse_spec, spec_problems
@@ -190,6 +191,7 @@ def test_status_has_the_documented_shape(schema: dict[str, Any]) -> None:
     status = schema["properties"]["status"]["properties"]
     assert set(status) == {
         "observedGeneration",
+        "phase",
         "progress",
         "conditions",
         "run",
@@ -221,18 +223,29 @@ def test_status_has_the_documented_shape(schema: dict[str, Any]) -> None:
 # --- Printer columns --------------------------------------------------------------------------
 def test_printer_columns(version: dict[str, Any]) -> None:
     columns = {
-        column["name"]: (column["type"], column["jsonPath"]) for column in version["additionalPrinterColumns"]
+        column["name"]: (column["type"], column["jsonPath"], column.get("priority", 0))
+        for column in version["additionalPrinterColumns"]
     }
     assert columns == {
-        "Ready": ("string", '.status.conditions[?(@.type=="Ready")].status'),
-        "Progress": ("string", ".status.progress"),
-        "Synced": ("integer", ".status.files.synced"),
-        "Failed": ("integer", ".status.files.failed"),
-        "Last Sync": ("date", ".status.lastSyncTime"),
-        "Age": ("date", ".metadata.creationTimestamp"),
+        "Status": ("string", ".status.phase", 0),
+        "Ready": ("string", '.status.conditions[?(@.type=="Ready")].status', 0),
+        "Progress": ("string", ".status.progress", 0),
+        "Synced": ("integer", ".status.files.synced", 0),
+        "Failed": ("integer", ".status.files.failed", 0),
+        "Last Sync": ("date", ".status.lastSyncTime", 0),
+        "Schedule": ("string", ".spec.schedule", 0),
+        # a future time in a "date" column prints as <invalid>: kubectl shows ages only
+        "Next Sync": ("string", ".status.nextSyncTime", 1),
+        "Suspend": ("boolean", ".spec.suspend", 1),
+        "Message": ("string", '.status.conditions[?(@.type=="Ready")].message', 1),
+        "Age": ("date", ".metadata.creationTimestamp", 0),
     }
-    assert version["additionalPrinterColumns"][0]["name"] == "Ready"
+    assert [c["name"] for c in version["additionalPrinterColumns"]][:2] == ["Status", "Ready"]
     assert all(column.get("description") for column in version["additionalPrinterColumns"])
+
+
+def test_the_phase_enum_is_the_operators(schema: dict[str, Any]) -> None:
+    assert schema["properties"]["status"]["properties"]["phase"]["enum"] == [str(p) for p in Phase]
 
 
 def test_printer_column_paths_exist_in_the_schema(schema: dict[str, Any]) -> None:
@@ -241,6 +254,9 @@ def test_printer_column_paths_exist_in_the_schema(schema: dict[str, Any]) -> Non
     assert status["files"]["properties"]["synced"]["type"] == "integer"
     assert status["files"]["properties"]["failed"]["type"] == "integer"
     assert status["lastSyncTime"]["format"] == "date-time"
+    assert status["phase"]["type"] == status["nextSyncTime"]["type"] == "string"
+    spec = schema["properties"]["spec"]["properties"]
+    assert spec["schedule"]["type"] == "string" and spec["suspend"]["type"] == "boolean"
 
 
 # --- Agreement with constants.py and the spec package (spec/model.py) -------------------------

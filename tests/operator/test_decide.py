@@ -1,39 +1,33 @@
 """decide(): the whole reconcile decision as a pure function, driven by a fake clock.
 
-Every branch of a pass -- runs (creation, schedule, runNow, retryFailed, suspend), the handler
-mirror, scaling and its stabilisation window, the workers' credential, refusals (InvalidSpec,
-NotAllowed, HandlerNotFound, HandlerError, NameConflict), the status and deletion -- decided
-from plain values: no Redis, no API server, no clock.
+Every branch of a pass -- runs (creation, schedule, runNow, retryFailed, suspend and resume),
+the handler mirror, scaling and its stabilisation window, the workers' credential, the end of a
+deletion -- decided from plain values: no Redis, no API server, no clock. Refusals and one
+Event per cause: test_decide_refusals.py; what the status shows (the end of a run, phase,
+Ready, workers, pending edits, the failures ConfigMap): test_decide_status.py.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from datetime import timedelta
 
 import pytest
 
-from irods_ingest.actions import RunStatus
-from irods_ingest.errors import ConfigError, ConfigProblem
 from irods_ingest_operator.builders.scaling import ScaleRecommendation
 from irods_ingest_operator.constants import (
     CREDENTIAL_VERSION_ANNOTATION,
     ENV_REDIS_URL,
-    MEMO_REPORTED_RUN,
     MEMO_RETRY_FAILED,
     MEMO_RUN_NOW,
     MEMO_SCHEDULE_SLOT,
     MEMO_STARTED_ONCE,
+    MEMO_SUSPENDED,
     EventReason,
     EventType,
 )
-from irods_ingest_operator.jobconfig import to_job_config
 from irods_ingest_operator.reconcile import (
     CleanupGiveUp,
     CleanupRetry,
-    CredentialFacts,
-    Observed,
     Policy,
     decide,
     decide_cleanup_failure,
@@ -42,131 +36,36 @@ from irods_ingest_operator.reconcile import (
 from irods_ingest_operator.reconcile.decide import due_slot
 from irods_ingest_operator.reconcile.intents import (
     AnnounceRunEnd,
-    ApplyDeployment,
-    Decision,
     DeleteJob,
     ForgetJob,
     ForgetScaleHistory,
-    Intent,
     Note,
     PostEvent,
     Remember,
     RememberScaleHistory,
-    ReportMetrics,
     RestoreCredential,
     RetryFailed,
     RotateCredential,
-    ScaleDeployment,
     StartRun,
-    StopRun,
     UseHandler,
 )
-from irods_ingest_operator.refs import DeploymentState, JobRef, RedisEndpoint
-from irods_ingest_operator.spec import SpecProblem, SyncJobSpec, parse_spec
-
-T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
-JOB = JobRef("science", "archive", "0b9c3a8e-1111-4222-8333-944455556666")
-SHARED_REDIS = RedisEndpoint(url="redis://redis.ingest:6379/0")
-POLICY = Policy(
-    worker_image="irods-ingest-worker:0.1.0",
-    worker_redis=SHARED_REDIS,
-    scale_down_window=timedelta(seconds=120),
-    credential_rotation=timedelta(days=7),
+from testsupport.decide_kit import (
+    JOB,
+    OURS,
+    POLICY,
+    SHARED_REDIS,
+    T0,
+    FakeClock,
+    Job,
+    applied,
+    condition,
+    credential,
+    events,
+    make_run,
+    make_spec,
+    observe,
+    of_type,
 )
-COUNTER_NAMES = (
-    "files_discovered", "files_synced", "files_unchanged", "files_skipped", "files_excluded", "files_failed",
-    "files_deleted", "collections_deleted", "bytes_discovered", "bytes_synced", "tasks_enqueued", "tasks_done",
-    "tasks_failed", "failures_dropped",
-)  # fmt: skip
-OURS = DeploymentState(replicas=1, ready=1, controller_uid=JOB.uid)
-IntentT = TypeVar("IntentT")
-
-
-@dataclass
-class FakeClock:
-    """The pass's ``now``: decide() reads no clock, so time is whatever the test says."""
-
-    now: datetime = T0
-
-    def advance(self, seconds: float) -> datetime:
-        self.now += timedelta(seconds=seconds)
-        return self.now
-
-
-def make_spec(**overrides: Any) -> SyncJobSpec:
-    raw: dict[str, Any] = {
-        "source": {"path": "/data", "volume": {"persistentVolumeClaim": {"claimName": "archive-pvc"}}},
-        "destination": {"collection": "/tempZone/home/alice", "connectionSecret": {"name": "irods-conn"}},
-        "workers": {"minReplicas": 0, "maxReplicas": 4, "concurrency": 2},
-    }
-    raw.update(overrides)
-    return parse_spec(raw)
-
-
-def make_run(state: str = "none", run_id: str | None = None, *, queued: int = 0, delayed: int = 0, in_flight: int = 0,
-             error: str = "", started: float | None = None, ended: float | None = None, **counters: int) -> RunStatus:
-    values = dict.fromkeys(COUNTER_NAMES, 0)
-    values.update(counters)
-    if run_id is None and state != "none":
-        run_id = "r1"
-    return RunStatus(job=JOB.key, run_id=run_id, state=state, started=started, ended=ended, counters=values,
-                     queued=queued, delayed=delayed, in_flight=in_flight, error=error)
-
-
-def credential(*, rotated: datetime = T0 - timedelta(days=1), digests: tuple[str, ...] = ("d1",),
-               user_exists: bool = True, version: int = 1) -> CredentialFacts:
-    return CredentialFacts(version=version, digests=digests, rotated=rotated.timestamp(),
-                           tag=f"{version}.{int(rotated.timestamp())}", user_exists=user_exists)
-
-
-def observe(spec: SyncJobSpec | None = None, run: RunStatus | None = None, **changes: Any) -> Observed:
-    """What a pass would have observed: a valid, unsuspended job with no run, by default."""
-    spec = spec or make_spec()
-    config = to_job_config(spec, namespace=JOB.namespace, name=JOB.name).with_changes(handler_hash="h-new")
-    values: dict[str, Any] = {
-        "job": JOB, "generation": 2, "created": T0 - timedelta(hours=1), "spec": spec, "config": config,
-        "run": run or make_run(), "memo": {}, "deployment": None, "credential": None,
-    }
-    values.update(changes)
-    return Observed(**values)
-
-
-def of_type(intents: tuple[Intent, ...], kind: type[IntentT]) -> list[IntentT]:
-    return [intent for intent in intents if isinstance(intent, kind)]
-
-
-def events(decision: Decision) -> list[tuple[EventReason, str, EventType]]:
-    return [(e.reason, e.message, e.type) for e in of_type(decision.intents, PostEvent)]
-
-
-def applied(decision: Decision) -> ApplyDeployment:
-    [apply] = of_type(decision.report, ApplyDeployment)
-    return apply
-
-
-def condition(decision: Decision, kind: str) -> dict[str, Any]:
-    return next(c for c in decision.status["conditions"] if c["type"] == kind)
-
-
-@dataclass
-class Job:
-    """A job across passes: what the executor would have remembered, fed to the next decision."""
-
-    clock: FakeClock = field(default_factory=FakeClock)
-    history: tuple[ScaleRecommendation, ...] = ()
-    replicas: int = 0
-
-    def decide(self, run: RunStatus, spec: SyncJobSpec | None = None) -> int:
-        deployment = DeploymentState(self.replicas, self.replicas, JOB.uid)
-        decision = decide(observe(spec, run, deployment=deployment, scale_history=self.history, memo={MEMO_STARTED_ONCE: "r1"}),
-                          POLICY, self.clock.now)
-        for intent in decision.report:
-            if isinstance(intent, RememberScaleHistory):
-                self.history = intent.history
-            elif isinstance(intent, ForgetScaleHistory):
-                self.history = ()
-        self.replicas = applied(decision).replicas
-        return self.replicas
 
 
 # --- Runs -------------------------------------------------------------------------------------
@@ -248,25 +147,20 @@ def test_retry_failed_waits_for_the_active_run() -> None:
 
 def test_retry_failed_starts_once_no_run_is_active() -> None:
     failed = make_run("failed", ended=T0.timestamp(), files_failed=1)
-    decision = decide(observe(make_spec(retryFailed="again"), failed, memo={MEMO_STARTED_ONCE: "r1"}), POLICY, T0)
-    assert decision.changes == (Remember(MEMO_RETRY_FAILED, "again"), RetryFailed("again"))
+    facts = observe(make_spec(retryFailed="again"), failed, memo={MEMO_STARTED_ONCE: "r1"})
+    decision = decide(facts, POLICY, T0)
+    assert decision.changes == (Remember(MEMO_RETRY_FAILED, "again"), RetryFailed("again", facts.config))
     done_with_it = {MEMO_STARTED_ONCE: "r1", MEMO_RETRY_FAILED: "again"}
     assert not decide(observe(make_spec(retryFailed="again"), failed, memo=done_with_it), POLICY, T0).changes
 
 
-def test_suspend_stops_the_active_run_and_scales_to_zero() -> None:
-    running = make_run("running", queued=5)
-    decision = decide(observe(make_spec(suspend=True, schedule="@hourly"), running, deployment=OURS,
-                              scale_history=(ScaleRecommendation(T0, 3),)), POLICY, T0)
-    assert decision.changes[0] == StopRun("suspended", EventReason.SUSPENDED, "run r1 stopped: the SyncJob is suspended")
-    assert applied(decision).replicas == 0 and of_type(decision.report, ForgetScaleHistory)
-    assert condition(decision, "Ready")["reason"] == "Suspended"
-    assert "nextSyncTime" not in decision.status
-
-
-def test_suspend_without_a_run_starts_nothing() -> None:
-    decision = decide(observe(make_spec(suspend=True, runNow="t1")), POLICY, T0)
-    assert not decision.changes and applied(decision).replicas == 0
+def test_a_retry_run_starts_with_the_config_this_pass_prepared() -> None:
+    """Finding 7: the retry run carries the config prepared from the ConfigMap read in this pass
+    (its handler hash), never the one the last run was left with."""
+    failed = make_run("failed", ended=T0.timestamp(), files_failed=1)
+    facts = observe(make_spec(retryFailed="fixed"), failed, memo={MEMO_STARTED_ONCE: "r1"})
+    [retry] = of_type(decide(facts, POLICY, T0).changes, RetryFailed)
+    assert retry.config is facts.config and retry.config.handler_hash == "h-new"
 
 
 def test_a_pass_that_started_a_run_reports_it_and_starts_nothing_more() -> None:
@@ -278,6 +172,90 @@ def test_a_pass_that_started_a_run_reports_it_and_starts_nothing_more() -> None:
     assert applied(decision).replicas == 1
     assert condition(decision, "Reconciling")["status"] == "True"
     assert decision.status["run"] == {"id": "r2", "startTime": "2024-05-01T12:00:00Z"}
+
+
+# --- Suspend and resume (batch/v1 Job semantics) ---------------------------------------------
+def test_suspend_pauses_the_active_run_and_scales_to_zero() -> None:
+    running = make_run("running", queued=5)
+    decision = decide(observe(make_spec(suspend=True, schedule="@hourly"), running, deployment=OURS,
+                              scale_history=(ScaleRecommendation(T0, 3),), memo={MEMO_STARTED_ONCE: "r1"}), POLICY, T0)
+    assert not of_type(decision.changes, StartRun) and not of_type(decision.changes, RetryFailed)
+    assert decision.changes[:2] == (
+        Remember(MEMO_SUSPENDED, "r1"),
+        PostEvent(EventReason.SUSPENDED, "run r1 paused: workers scaled to zero, its 5 tasks wait in Redis; "
+                                         "set spec.suspend to false to continue it"))
+    assert of_type(decision.changes, UseHandler)  # a handler edit still reaches the paused run
+    assert applied(decision).replicas == 0 and of_type(decision.report, ForgetScaleHistory)
+    ready, suspended = condition(decision, "Ready"), condition(decision, "Suspended")
+    assert (ready["status"], ready["reason"]) == ("True", "Suspended")
+    assert (suspended["status"], suspended["reason"]) == ("True", "Suspended") and "run r1 paused" in suspended["message"]
+    assert condition(decision, "Reconciling")["status"] == "False" and condition(decision, "Stalled")["status"] == "False"
+    assert decision.status["phase"] == "Suspended" and "nextSyncTime" not in decision.status
+    assert not of_type(decision.report, AnnounceRunEnd)  # paused, not ended
+
+
+def test_a_suspension_is_announced_once() -> None:
+    memo = {MEMO_STARTED_ONCE: "r1", MEMO_SUSPENDED: "r1"}
+    decision = decide(observe(make_spec(suspend=True), make_run("running", queued=5), memo=memo), POLICY, T0)
+    assert not of_type(decision.changes, Remember) and not events(decision)
+
+
+def test_resume_continues_the_same_run() -> None:
+    paused = make_run("running", queued=5)
+    suspended = decide(observe(make_spec(suspend=True), paused, memo={MEMO_STARTED_ONCE: "r1"}), POLICY, T0).status
+    memo = {MEMO_STARTED_ONCE: "r1", MEMO_SUSPENDED: "r1"}
+    decision = decide(observe(run=paused, memo=memo, old_status=suspended), POLICY, T0 + timedelta(minutes=5))
+    assert decision.changes[:2] == (Remember(MEMO_SUSPENDED, ""),
+                                    PostEvent(EventReason.RESUMED, "resumed: run r1 continues where it was"))
+    assert not of_type(decision.changes, StartRun)  # the same run, from where it was
+    assert applied(decision).replicas == 3  # ceil(5 queued / concurrency 2)
+    assert condition(decision, "Suspended")["status"] == "False" and condition(decision, "Suspended")["reason"] == "Resumed"
+    assert condition(decision, "Reconciling")["status"] == "True" and decision.status["phase"] == "Running"
+
+
+def test_a_job_created_suspended_runs_first_when_resumed() -> None:
+    first = decide(observe(make_spec(suspend=True)), POLICY, T0)
+    assert first.changes == (Remember(MEMO_SUSPENDED, "-"), PostEvent(
+        EventReason.SUSPENDED, "suspended: no run starts and workers are scaled to zero until spec.suspend is false"))
+    assert applied(first).replicas == 0 and first.status["phase"] == "Suspended"
+    resumed = decide(observe(memo={MEMO_SUSPENDED: "-"}), POLICY, T0)
+    assert (EventReason.RESUMED, "resumed: runs start again", EventType.NORMAL) in events(resumed)
+    [start] = of_type(resumed.changes, StartRun)
+    assert start.why == "created"
+
+
+def test_schedule_slots_pass_while_suspended_and_are_not_made_up() -> None:
+    spec = make_spec(schedule="*/5 * * * *", suspend=True)
+    decision = decide(observe(spec, memo={MEMO_SCHEDULE_SLOT: "2024-05-01T11:55:00+00:00", MEMO_SUSPENDED: "-"}),
+                      POLICY, T0)
+    assert not of_type(decision.changes, StartRun)
+    assert of_type(decision.changes, Remember) == [Remember(MEMO_SCHEDULE_SLOT, "2024-05-01T12:00:00+00:00")]
+    assert of_type(decision.changes, Note)[0].fields["why"] == "suspended"
+    resumed = make_spec(schedule="*/5 * * * *")
+    memo = {MEMO_SCHEDULE_SLOT: "2024-05-01T12:00:00+00:00", MEMO_SUSPENDED: "-"}
+    assert not of_type(decide(observe(resumed, memo=memo), POLICY, T0 + timedelta(minutes=2)).changes, StartRun)
+    later = {MEMO_SCHEDULE_SLOT: "2024-05-01T12:00:00+00:00"}
+    assert of_type(decide(observe(resumed, memo=later), POLICY, T0 + timedelta(minutes=5)).changes, StartRun)
+
+
+def test_run_now_while_suspended_waits_for_the_resume_then_replaces_the_paused_run() -> None:
+    paused, memo = make_run("running", queued=5), {MEMO_STARTED_ONCE: "r1", MEMO_SUSPENDED: "r1"}
+    held = decide(observe(make_spec(suspend=True, runNow="t1"), paused, memo=memo), POLICY, T0)
+    assert not of_type(held.changes, StartRun) and not of_type(held.changes, Remember)  # not consumed
+    resumed = decide(observe(make_spec(runNow="t1"), paused, memo=memo), POLICY, T0)
+    assert (EventReason.RESUMED, "resumed: runNow=t1 starts a run, replacing paused run r1",
+            EventType.NORMAL) in events(resumed)
+    [start] = of_type(resumed.changes, StartRun)
+    assert start.force and start.why == "runNow=t1"
+
+
+def test_retry_failed_while_suspended_waits_for_the_resume() -> None:
+    failed = make_run("failed", ended=T0.timestamp(), files_failed=1)
+    held = decide(observe(make_spec(suspend=True, retryFailed="x"), failed, memo={MEMO_SUSPENDED: "-"}), POLICY, T0)
+    assert not of_type(held.changes, RetryFailed) and not of_type(held.changes, Remember)
+    resumed = decide(observe(make_spec(retryFailed="x"), failed, memo={MEMO_SUSPENDED: "-", MEMO_STARTED_ONCE: "r1"}),
+                     POLICY, T0)
+    assert of_type(resumed.changes, RetryFailed)
 
 
 # --- The handler ------------------------------------------------------------------------------
@@ -383,115 +361,6 @@ def test_shared_credentials_give_every_job_the_one_url() -> None:
     assert "annotations" not in template["metadata"]
     [redis_env] = [e for e in template["spec"]["containers"][0]["env"] if e["name"] == ENV_REDIS_URL]
     assert redis_env == {"name": ENV_REDIS_URL, "value": SHARED_REDIS.url}
-
-
-# --- Refusals: Stalled ------------------------------------------------------------------------
-PROBLEM = SpecProblem("spec.deleteMode", "Trash cannot be used with operation Put", "use DoNotDelete")
-
-
-def assert_stalled(decision: Decision, reason: str, event: EventReason, message: str) -> None:
-    assert set(decision.status) == {"observedGeneration", "conditions"}
-    stalled = condition(decision, "Stalled")
-    assert (stalled["status"], stalled["reason"], stalled["message"]) == ("True", reason, message)
-    assert condition(decision, "Ready")["status"] == "False"
-    assert events(decision) == [(event, message, EventType.WARNING)]
-    assert not of_type(decision.intents, StartRun) and not of_type(decision.intents, ApplyDeployment)
-
-
-def test_an_invalid_spec_is_stalled_naming_every_field() -> None:
-    decision = decide(Observed(job=JOB, generation=3, created=T0, spec_problems=(PROBLEM,), run=make_run()), POLICY, T0)
-    assert_stalled(decision, "InvalidSpec", EventReason.INVALID_SPEC, str(PROBLEM))
-    assert decision.status["observedGeneration"] == 3
-
-
-def test_the_same_stalled_message_posts_no_second_event() -> None:
-    first = decide(Observed(job=JOB, generation=3, created=T0, spec_problems=(PROBLEM,), run=make_run()), POLICY, T0)
-    again = decide(Observed(job=JOB, generation=3, created=T0, spec_problems=(PROBLEM,), run=make_run(),
-                            old_status=first.status), POLICY, T0 + timedelta(seconds=5))
-    assert not events(again)
-    assert condition(again, "Stalled")["lastTransitionTime"] == "2024-05-01T12:00:00Z"
-
-
-def test_what_the_admin_does_not_allow_is_stalled_as_not_allowed() -> None:
-    refused = SpecProblem("spec.source.volume", "volume type hostPath is not allowed on this cluster", "use a PVC")
-    assert_stalled(decide(observe(refused=(refused,)), POLICY, T0), "NotAllowed", EventReason.INVALID_SPEC, str(refused))
-
-
-def test_a_missing_handler_configmap_is_stalled() -> None:
-    missing = "reading ConfigMap science/handler: HTTP 404 Not Found"
-    assert_stalled(decide(observe(handler_missing=missing), POLICY, T0), "HandlerNotFound", EventReason.HANDLER_ERROR,
-                   missing)
-
-
-def test_a_handler_that_does_not_parse_is_a_handler_error() -> None:
-    error = ConfigError([ConfigProblem("event_handler", "line 3: invalid syntax", "fix the handler module")])
-    assert_stalled(decide(observe(config_error=error), POLICY, T0), "HandlerError", EventReason.HANDLER_ERROR, str(error))
-
-
-def test_a_config_the_engine_refuses_is_an_invalid_spec() -> None:
-    error = ConfigError([ConfigProblem("target_collection", "must be absolute")])
-    assert_stalled(decide(observe(config_error=error), POLICY, T0), "InvalidSpec", EventReason.INVALID_SPEC, str(error))
-
-
-def test_a_deployment_of_another_is_a_name_conflict_and_is_never_scaled() -> None:
-    theirs = DeploymentState(replicas=3, ready=3, controller_uid="someone-else")
-    decision = decide(observe(deployment=theirs, run=None), POLICY, T0)
-    assert_stalled(decision, "NameConflict", EventReason.INVALID_SPEC,
-                   "Deployment science/archive-worker already exists and is not this SyncJob's workers; "
-                   "rename the SyncJob (or remove that Deployment)")
-    assert not of_type(decision.intents, ScaleDeployment)
-
-
-def test_a_secret_of_another_is_a_name_conflict() -> None:
-    taken = "Secret science/archive-worker-redis already exists and was not made by the operator for this SyncJob"
-    decision = decide(observe(secret_conflict=taken, deployment=OURS, run=make_run("done")), POLICY, T0)
-    assert_stalled(decision, "NameConflict", EventReason.INVALID_SPEC, taken)
-    assert of_type(decision.report, ScaleDeployment) == [ScaleDeployment(0)]  # its own idle workers stop
-
-
-def test_a_stalled_job_keeps_an_active_runs_workers_and_stops_idle_ones() -> None:
-    refused = (PROBLEM,)
-    active = decide(observe(refused=refused, deployment=OURS, run=make_run("running", queued=2)), POLICY, T0)
-    assert not of_type(active.intents, ScaleDeployment)  # the run goes on with its stored, valid config
-    unknown = decide(observe(refused=refused, deployment=OURS, run=None), POLICY, T0)  # Redis did not answer
-    assert of_type(unknown.intents, ScaleDeployment) == [ScaleDeployment(0)]
-
-
-# --- Status and the end of a run --------------------------------------------------------------
-def test_a_finished_run_is_announced_once() -> None:
-    done = make_run("done", "r4", started=T0.timestamp() - 60, ended=T0.timestamp(), files_discovered=3, files_synced=3)
-    decision = decide(observe(run=done, memo={MEMO_STARTED_ONCE: "r4"}), POLICY, T0)
-    [announce] = of_type(decision.report, AnnounceRunEnd)
-    assert (announce.run_id, announce.succeeded) == ("r4", True)
-    assert announce.message.startswith("run r4 done: 3 synced")
-    again = decide(observe(run=done, memo={MEMO_STARTED_ONCE: "r4", MEMO_REPORTED_RUN: "r4"}), POLICY, T0)
-    assert not of_type(again.report, AnnounceRunEnd)
-
-
-def test_the_status_of_a_finished_run() -> None:
-    done = make_run("done", "r4", started=T0.timestamp() - 60, ended=T0.timestamp(), files_discovered=4,
-                    files_synced=3, files_failed=1, tasks_failed=1)
-    failures = ({"path": "/data/x", "reason": "denied", "attempts": 3, "time": T0.timestamp()},)
-    decision = decide(observe(run=done, failures=failures, memo={MEMO_STARTED_ONCE: "r4"}), POLICY, T0)
-    status = decision.status
-    assert status["run"] == {"id": "r4", "startTime": "2024-05-01T11:59:00Z",
-                             "completionTime": "2024-05-01T12:00:00Z", "outcome": "Succeeded"}
-    assert status["lastSyncTime"] == "2024-05-01T12:00:00Z" and status["progress"] == "4/4 files (100%)"
-    assert status["recentFailures"] == [{"path": "/data/x", "reason": "denied", "attempts": 3,
-                                         "time": "2024-05-01T12:00:00Z"}]
-    assert condition(decision, "Succeeded")["status"] == "True" and condition(decision, "Ready")["reason"] == "Reconciled"
-    [metrics] = of_type(decision.report, ReportMetrics)
-    assert metrics.last_sync == T0 and not metrics.active
-
-
-def test_a_run_the_workers_failed_on_the_handler_says_handler_error() -> None:
-    failed = make_run("failed", ended=T0.timestamp(), error="event handler: operation() raised RuntimeError")
-    history = ({"state": "done", "ended": str((T0 - timedelta(days=1)).timestamp())},)
-    decision = decide(observe(run=failed, history=history, memo={MEMO_STARTED_ONCE: "r1"}), POLICY, T0)
-    assert condition(decision, "Failed")["reason"] == "HandlerError"
-    assert decision.status["lastSyncTime"] == "2024-04-30T12:00:00Z"  # the last run that succeeded
-    [announce] = of_type(decision.report, AnnounceRunEnd)
-    assert not announce.succeeded
 
 
 # --- Deletion ---------------------------------------------------------------------------------

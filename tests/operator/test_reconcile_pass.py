@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 
 from irods_ingest.actions import JobActions, connect
+from irods_ingest.errors import PermanentError
 from irods_ingest_operator.constants import CREDENTIAL_VERSION_ANNOTATION, MEMO_STARTED_ONCE
 from irods_ingest_operator.kube import KubeAdapter, NotFound, NotOurs
 from irods_ingest_operator.reconcile import OperatorContext, OperatorMemory, Policy, cleanup, reconcile
-from irods_ingest_operator.refs import DeploymentState, JobRef, RedisEndpoint
+from irods_ingest_operator.refs import DeploymentState, JobRef, PodFacts, RedisEndpoint
 
 pytestmark = [pytest.mark.redis]
 
@@ -36,6 +37,10 @@ class RecordingKube(KubeAdapter):
         self.config_maps: dict[tuple[str, str], dict[str, str]] = {}
         self.events: list[Mapping[str, Any]] = []
         self.foreign_secrets: set[str] = set()
+        self.owned_config_maps: dict[str, Mapping[str, Any]] = {}
+        self.foreign_config_maps: set[str] = set()
+        self.config_maps_forbidden = False
+        self.config_map_writes = 0
 
     def apply_deployment(self, manifest: Mapping[str, Any]) -> None:
         self.deployments[manifest["metadata"]["name"]] = manifest
@@ -45,6 +50,18 @@ class RecordingKube(KubeAdapter):
         if name in self.foreign_secrets:
             raise NotOurs(f"Secret {manifest['metadata']['namespace']}/{name} already exists and is not ours")
         self.secrets[name] = manifest
+
+    def write_owned_config_map(self, manifest: Mapping[str, Any]) -> None:
+        name = manifest["metadata"]["name"]
+        self.config_map_writes += 1
+        if name in self.foreign_config_maps:
+            raise NotOurs(f"ConfigMap {manifest['metadata']['namespace']}/{name} already exists and is not ours")
+        if self.config_maps_forbidden:
+            raise PermanentError(f"writing ConfigMap science/{name}: HTTP 403 Forbidden")
+        self.owned_config_maps[name] = manifest
+
+    def worker_pods(self, namespace: str, selector: Mapping[str, str]) -> tuple[PodFacts, ...]:
+        return ()
 
     def deployment_state(self, namespace: str, name: str) -> DeploymentState | None:
         manifest = self.deployments.get(name)
@@ -156,6 +173,8 @@ def test_a_credential_secret_of_another_stalls_the_job_before_any_run(redis_url:
     assert (stalled["status"], stalled["reason"]) == ("True", "NameConflict")
     assert JobActions(ctx.redis, "science/archive").status().state == "none"  # nothing ran
     assert "archive-worker" not in kube.deployments and kube.reasons() == ["InvalidSpec"]
+    reconcile(ctx, body(status=outcome.status), T0 + timedelta(seconds=5))
+    assert kube.reasons() == ["InvalidSpec"]  # found again by writing, but no news
 
 
 def test_memory_is_kept_per_job_and_pruned_on_deletion(redis_url: str, kube: RecordingKube) -> None:
@@ -175,3 +194,72 @@ def test_a_lock_per_job() -> None:
     assert memory.lock("a/x") is memory.lock("a/x") and memory.lock("a/x") is not memory.lock("a/y")
     memory.forget("a/x")
     assert memory.jobs() == {"a/y"}
+
+
+def test_a_retry_run_starts_with_the_handler_the_configmap_holds_now(redis_url: str, kube: RecordingKube) -> None:
+    """Finding 7, proved at the pass: the run that retryFailed starts already points at the
+    handler read in that same pass (before: the last run's, until the next pass handed over)."""
+    ctx = context(redis_url, kube)
+    kube.config_maps["science", "handler"] = {"handler.py": HANDLER}
+    job = JobActions(ctx.redis, "science/archive")
+    first = reconcile(ctx, body(handler={"configMapRef": {"name": "handler"}}), T0)
+    job.stop("test: the first run ends")  # (with no failure record a retry has nothing to redo: fake one)
+    ctx.redis.lpush("ii:{science/archive}:failures", '{"path": "/data/a", "reason": "x", "kind": "files"}')
+    old_hash = job.stored_config().handler_hash  # type: ignore[union-attr]
+    kube.config_maps["science", "handler"] = {"handler.py": HANDLER + "# fixed\n"}
+    retry = reconcile(ctx, body(handler={"configMapRef": {"name": "handler"}}, retryFailed="now"), T0 + timedelta(seconds=5))
+    assert retry.started_run is not None and retry.started_run != first.started_run
+    stored = job.stored_config()
+    assert stored is not None and stored.handler_hash != old_hash, "the retry run started with the old handler"
+    assert "HandlerUpdated" not in kube.reasons()  # nothing to hand over later: it started with it
+
+
+def test_suspend_keeps_the_run_and_resume_continues_it(redis_url: str, kube: RecordingKube) -> None:
+    ctx = context(redis_url, kube)
+    first = reconcile(ctx, body(), T0)
+    runs = JobActions(ctx.redis, "science/archive")
+    queued = runs.status().queued
+    paused = reconcile(ctx, body(status=first.status, suspend=True), T0 + timedelta(seconds=5))
+    assert runs.status().run_id == first.started_run and runs.status().state == "running"
+    assert runs.status().queued == queued  # its tasks wait
+    assert paused.desired_replicas == 0 and paused.status["phase"] == "Suspended"
+    again = reconcile(ctx, body(status=paused.status, suspend=True), T0 + timedelta(seconds=10))
+    resumed = reconcile(ctx, body(status=again.status), T0 + timedelta(seconds=15))
+    assert resumed.started_run is None and runs.status().run_id == first.started_run
+    assert resumed.desired_replicas == 1 and resumed.status["phase"] == "Running"
+    assert kube.reasons().count("Suspended") == 1 and kube.reasons().count("Resumed") == 1
+
+
+def test_racing_passes_on_a_new_invalid_job_post_one_event(redis_url: str, kube: RecordingKube) -> None:
+    """Finding 5: the create handler and the first timer tick both see the body without status."""
+    ctx = context(redis_url, kube)
+    invalid = body(operation="Put", deleteMode="Trash")
+    for _ in range(3):
+        reconcile(ctx, invalid, T0)  # the same stale body: no status written in between
+    assert kube.reasons() == ["InvalidSpec"]
+
+
+def test_the_failures_configmap_is_written_once_per_change_and_never_adopted(redis_url: str,
+                                                                             kube: RecordingKube) -> None:
+    ctx = context(redis_url, kube)
+    first = reconcile(ctx, body(), T0)
+    writes = kube.config_map_writes
+    assert kube.owned_config_maps["archive-failures"]["data"]["state"] == "running" and writes == 1
+    reconcile(ctx, body(status=first.status), T0 + timedelta(seconds=5))
+    assert kube.config_map_writes == writes  # nothing changed: not written again
+    kube.foreign_config_maps.add("other-failures")
+    for second in range(2):
+        reconcile(ctx, body("other"), T0 + timedelta(seconds=second))
+    assert "other-failures" not in kube.owned_config_maps
+    assert kube.reasons().count("NameConflict") == 1
+
+
+def test_a_failures_configmap_that_cannot_be_written_never_stops_the_status(redis_url: str,
+                                                                          kube: RecordingKube) -> None:
+    """An operator upgraded without its chart's RBAC (no configmaps create): said once, status written."""
+    ctx = context(redis_url, kube)
+    kube.config_maps_forbidden = True
+    first = reconcile(ctx, body(), T0)
+    again = reconcile(ctx, body(status=first.status), T0 + timedelta(seconds=5))
+    assert first.status["phase"] == again.status["phase"] == "Running"
+    assert kube.reasons().count("FailuresNotPublished") == 1

@@ -243,6 +243,12 @@ def cache_generation(config: JobConfig) -> str:
     Change any of them and every file must be looked at again, so the change cache of the
     old settings no longer applies.
     """
+    return hashlib.blake2b(json.dumps(cache_settings(config)).encode(), digest_size=6).hexdigest()
+
+
+def cache_settings(config: JobConfig) -> list[Any]:
+    """The settings :func:`cache_generation` digests, as JSON-ready values: what a change
+    cache handed from one job to another must match exactly (a digest could collide)."""
     relevant: list[Any] = [
         config.source_path,
         config.target_collection,
@@ -254,7 +260,7 @@ def cache_generation(config: JobConfig) -> str:
     ]
     if config.s3 is not None:  # appended only for S3, so filesystem jobs keep their cache
         relevant.append(asdict(config.s3))
-    return hashlib.blake2b(json.dumps(relevant).encode(), digest_size=6).hexdigest()
+    return relevant
 
 
 def normalize_collection(path: str) -> str:

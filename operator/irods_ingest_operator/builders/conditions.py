@@ -106,12 +106,14 @@ def run_outcome_conditions(
     message: str,
     observed_generation: int,
     now: datetime,
+    stopped: bool = False,
 ) -> list[dict[str, Any]]:
-    """Succeeded / Failed for the last finished run (exactly one of them True)."""
+    """Succeeded / Failed for the last finished run: exactly one of them True, or neither for a
+    run stopped on request (a stop the user asked for is no failure, as a suspended Job's is not)."""
     updates = [
         build_condition(
             kind,
-            succeeded == (kind is ConditionType.SUCCEEDED),
+            not stopped and succeeded == (kind is ConditionType.SUCCEEDED),
             reason=reason,
             message=message,
             observed_generation=observed_generation,

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from irods_ingest_operator.constants import (
     COMPONENT_LABELS,
+    FAILURES_COMPONENT,
+    FAILURES_CONFIG_MAP_SUFFIX,
+    LABEL_COMPONENT,
     LABEL_INSTANCE,
+    LABEL_MANAGED_BY,
+    LABEL_PART_OF,
+    MANAGED_BY,
+    PART_OF,
     SELECTOR_LABELS,
     WORKER_DEPLOYMENT_SUFFIX,
     WORKER_REDIS_SECRET_KEY,
@@ -31,6 +38,16 @@ def worker_labels(job_name: str) -> dict[str, str]:
 
 def worker_redis_secret_name(job_name: str) -> str:
     return f"{job_name}{WORKER_REDIS_SECRET_SUFFIX}"
+
+
+def failures_config_map_name(job_name: str) -> str:
+    return f"{job_name}{FAILURES_CONFIG_MAP_SUFFIX}"
+
+
+def failures_labels(job_name: str) -> dict[str, str]:
+    """Labels of the failures ConfigMap: never the workers' (a worker selector must not match it)."""
+    return {LABEL_COMPONENT: FAILURES_COMPONENT, LABEL_PART_OF: PART_OF, LABEL_MANAGED_BY: MANAGED_BY,
+            LABEL_INSTANCE: job_name}
 
 
 def job_redis_endpoint(job_name: str) -> RedisEndpoint:

@@ -2,7 +2,9 @@
 
 - :mod:`.context`: the adapters and the operator's :class:`OperatorMemory`; :mod:`.policy`: the admin's :class:`Policy`;
 - :mod:`.observed` / :mod:`.observe`: everything a pass knows, and gathering it (reads only);
-- :mod:`.decide` / :mod:`.report`: the decision (pure): refusals, credential, runs; workers and status;
+- :mod:`.decide` / :mod:`.report`: the decision (pure): refusals, credential, runs, suspension; workers and status;
+- :mod:`.health`, :mod:`.workers`, :mod:`.edits`, :mod:`.once` (pure): conditions and phase; the workers'
+  readiness and the cause when none gets ready; edits that wait for the next run; one Event per cause;
 - :mod:`.intents`: what a decision asks for, one value per side effect;
 - :mod:`.execute`: the executor performing intents through the adapters;
 - :mod:`.messages`: the words of conditions and Events;

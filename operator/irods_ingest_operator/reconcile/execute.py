@@ -15,12 +15,18 @@ from datetime import datetime
 from typing import Any
 
 from irods_ingest.actions import JobActions, selects_database, url_with_credentials
-from irods_ingest.errors import PermanentError
+from irods_ingest.errors import PermanentError, RetryableError
 from irods_ingest_operator import metrics
 from irods_ingest_operator.builders.events import build_event
 from irods_ingest_operator.builders.names import worker_deployment_name
 from irods_ingest_operator.builders.secrets import build_worker_redis_secret
-from irods_ingest_operator.constants import MEMO_REPORTED_RUN, MEMO_STARTED_ONCE, EventReason, EventType
+from irods_ingest_operator.constants import (
+    MEMO_FAILURES_WRITTEN,
+    MEMO_REPORTED_RUN,
+    MEMO_STARTED_ONCE,
+    EventReason,
+    EventType,
+)
 from irods_ingest_operator.kube import NotOurs
 from irods_ingest_operator.reconcile import messages
 from irods_ingest_operator.reconcile.context import OperatorContext
@@ -34,6 +40,7 @@ from irods_ingest_operator.reconcile.intents import (
     Note,
     PostEvent,
     Remember,
+    RememberPosted,
     RememberScaleHistory,
     ReportMetrics,
     RestoreCredential,
@@ -41,11 +48,12 @@ from irods_ingest_operator.reconcile.intents import (
     RotateCredential,
     ScaleDeployment,
     StartRun,
-    StopRun,
     UseHandler,
+    WriteFailures,
     WriteStatus,
 )
 from irods_ingest_operator.reconcile.observed import CredentialFacts
+from irods_ingest_operator.reconcile.once import TOPIC_FAILURES_NAME
 from irods_ingest_operator.refs import JobRef
 
 log = logging.getLogger("irods_ingest_operator.reconcile")
@@ -77,7 +85,6 @@ class Executor:
         self._perform: dict[type, Callable[[Any], None]] = {
             RotateCredential: self._rotate_credential,
             RestoreCredential: self._restore_credential,
-            StopRun: self._stop_run,
             Remember: lambda intent: self.job.remember(intent.field, intent.value),
             StartRun: self._start_run,
             RetryFailed: self._retry_failed,
@@ -88,6 +95,8 @@ class Executor:
             ScaleDeployment: lambda intent: ctx.kube.scale_deployment_if_exists(
                 ref.namespace, worker_deployment_name(ref.name), intent.replicas),
             PostEvent: lambda intent: self.event(intent.reason, intent.message, intent.type),
+            RememberPosted: lambda intent: ctx.memory.remember_posted(ref.key, intent.topic, intent.cause),
+            WriteFailures: self._write_failures,
             Note: lambda intent: log.info(intent.event, extra=dict(intent.fields)),
             ReportMetrics: self._report_metrics,
             AnnounceRunEnd: self._announce_run_end,
@@ -133,21 +142,22 @@ class Executor:
         credentials.restore(credentials.state())
         log.warning("redis_user_restored", extra={"job": self.ref.key, "user": credentials.user})
 
-    def _stop_run(self, intent: StopRun) -> None:
-        if self.job.stop(intent.reason):
-            self.event(intent.event, intent.message)
-
     def _start_run(self, intent: StartRun) -> None:
         result = self.job.start(intent.config, force=intent.force)
         if result.started:
             self.job.remember(MEMO_STARTED_ONCE, result.run_id)
             self.event(EventReason.RUN_STARTED, messages.run_started(result.run_id, intent.why))
+            if result.adopted is not None:  # files the earlier job synced are not synced again
+                self.event(EventReason.CACHE_ADOPTED, f"change cache adopted: {result.adopted.describe()}")
             self._changes.started = result.run_id
 
     def _retry_failed(self, intent: RetryFailed) -> None:
-        result = self.job.retry_failed()
+        # With the config this pass prepared: the handler the ConfigMap holds now, never the
+        # one the last run was left with (a retry must not start before its handler is in place).
+        result = self.job.retry_failed(config=intent.config)
         if result.started:
-            self.event(EventReason.RUN_STARTED, messages.run_started(result.run_id, f"retryFailed={intent.token}"))
+            why = f"retryFailed={intent.token}" + (f"; {result.note}" if result.note else "")
+            self.event(EventReason.RUN_STARTED, messages.run_started(result.run_id, why))
             self._changes.started = result.run_id
         else:
             self.event(EventReason.RUN_STARTED, messages.nothing_to_retry())
@@ -161,6 +171,23 @@ class Executor:
     def _apply_deployment(self, intent: ApplyDeployment) -> None:
         self.ctx.kube.apply_deployment(intent.manifest)
         self.replicas = intent.replicas
+
+    def _write_failures(self, intent: WriteFailures) -> None:
+        """Publish the run's failures; a ConfigMap that cannot be written never stops the pass
+        (the status matters more): another's name or a refusal (say, RBAC without configmaps
+        create) is said once and tried again when the failures change; a transient error, next pass."""
+        try:
+            self.ctx.kube.write_owned_config_map(intent.manifest)
+        except RetryableError as exc:
+            log.warning("failures_not_published", extra={"job": self.ref.key, "error": str(exc)})
+            return
+        except PermanentError as exc:  # NotOurs included: never adopted
+            reason = EventReason.NAME_CONFLICT if isinstance(exc, NotOurs) else EventReason.FAILURES_NOT_PUBLISHED
+            message = messages.failures_not_published(str(exc))
+            if self.ctx.memory.posted(self.ref.key).get(TOPIC_FAILURES_NAME) != message:
+                self.event(reason, message, EventType.WARNING)
+                self.ctx.memory.remember_posted(self.ref.key, TOPIC_FAILURES_NAME, message)
+        self.job.remember(MEMO_FAILURES_WRITTEN, intent.signature)
 
     def _report_metrics(self, intent: ReportMetrics) -> None:
         labels = (self.ref.namespace, self.ref.name)
@@ -185,7 +212,7 @@ class Executor:
 
     # ------------------------------------------------------------------ deletion
     def _delete_job(self, intent: DeleteJob) -> None:
-        self.deleted_keys = self.job.delete(intent.reason)
+        self.deleted_keys = self.job.delete(intent.reason, cache_retention=self.ctx.cache_retention_seconds)
 
     def _forget_job(self, _intent: ForgetJob) -> None:
         self.ctx.memory.forget(self.ref.key)
@@ -197,4 +224,5 @@ class Executor:
             self.ctx.kube.post_event(build_event(self.ref, reason=str(reason), message=message, now=self.now, type=type))
         except PermanentError as exc:  # an Event that cannot be posted must not stop reconciling
             log.warning("event_not_posted", extra={"job": self.ref.key, "reason": str(reason), "error": str(exc)})
-        log.info("event", extra={"job": self.ref.key, "reason": str(reason), "event_message": message})
+        log.info("event", extra={"job": self.ref.key, "reason": str(reason), "event_message": message,
+                                 "type": str(type)})

@@ -33,15 +33,6 @@ class RestoreCredential:
 
 
 @dataclass(frozen=True)
-class StopRun:
-    """Stop the active run; if one was stopped, post ``event`` with ``message``."""
-
-    reason: str
-    event: EventReason
-    message: str
-
-
-@dataclass(frozen=True)
 class Remember:
     """Write one of the operator's notes in the job's Redis hash (constants.MEMO_*)."""
 
@@ -61,9 +52,11 @@ class StartRun:
 
 @dataclass(frozen=True)
 class RetryFailed:
-    """Start a run that redoes the last run's failures; post RunStarted either way."""
+    """Start a run of ``config`` (prepared by this pass: the handler the ConfigMap holds now)
+    that redoes the last run's failures; post RunStarted either way."""
 
     token: str
+    config: JobConfig = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -108,6 +101,25 @@ class PostEvent:
     reason: EventReason
     message: str
     type: EventType = EventType.NORMAL
+
+
+@dataclass(frozen=True)
+class RememberPosted:
+    """Keep the cause of the Event just posted on ``topic`` ("" once it went away), in the
+    operator's memory: the next pass posts nothing for the same cause."""
+
+    topic: str
+    cause: str
+
+
+@dataclass(frozen=True)
+class WriteFailures:
+    """Create or update the job's failures ConfigMap (never another's); then remember
+    ``signature`` (constants.MEMO_FAILURES_WRITTEN), so that it is written again only when
+    the run's failures or state change."""
+
+    manifest: Mapping[str, Any] = field(repr=False)
+    signature: str
 
 
 @dataclass(frozen=True)
@@ -158,9 +170,9 @@ class ForgetJob:
 
 
 Intent = (
-    RotateCredential | RestoreCredential | StopRun | Remember | StartRun | RetryFailed | UseHandler
-    | RememberScaleHistory | ForgetScaleHistory | ApplyDeployment | ScaleDeployment | PostEvent | Note
-    | ReportMetrics | AnnounceRunEnd | WriteStatus | DeleteJob | ForgetJob
+    RotateCredential | RestoreCredential | Remember | StartRun | RetryFailed | UseHandler
+    | RememberScaleHistory | ForgetScaleHistory | ApplyDeployment | ScaleDeployment | PostEvent | RememberPosted
+    | WriteFailures | Note | ReportMetrics | AnnounceRunEnd | WriteStatus | DeleteJob | ForgetJob
 )  # fmt: skip
 
 
@@ -168,8 +180,8 @@ Intent = (
 class Decision:
     """One pass's intents in two parts, performed in order.
 
-    ``changes`` act on the job (credential, runs, notes, handler); ``report`` sizes the workers
-    and shows the job (Deployment, scale, Events, metrics, status). When a change alters what the
+    ``changes`` act on the job (credential, runs, notes, handler, suspension); ``report`` sizes
+    the workers and shows the job (Deployment, scale, Events, metrics, failures, status). When a change alters what the
     report must show (a run started, the credential rotated), the pass decides again from the
     updated facts and performs that decision's report instead.
     """

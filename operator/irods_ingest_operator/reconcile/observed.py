@@ -16,7 +16,7 @@ from irods_ingest.config import JobConfig
 from irods_ingest.errors import ConfigError
 from irods_ingest.failures import FailureRecord
 from irods_ingest_operator.builders.scaling import ScaleRecommendation
-from irods_ingest_operator.refs import DeploymentState, JobRef
+from irods_ingest_operator.refs import DeploymentState, JobRef, PodFacts
 from irods_ingest_operator.spec import SpecProblem, SyncJobSpec
 
 
@@ -54,12 +54,20 @@ class Observed:
     secret_conflict: str | None = None  # the credential Secret's name is another's (found by writing it)
     # --- the world
     deployment: DeploymentState | None = None  # the worker Deployment, whoever controls it
+    pods: tuple[PodFacts, ...] = ()  # its pods, read only while workers are wanted and none is ready
+    pods_error: str = ""  # why they could not be read (say, no RBAC for pods)
     credential: CredentialFacts | None = None  # None: shared worker credentials
     run: RunStatus | None = None  # None: unknown (Redis did not answer a stalled job's pass)
     memo: Mapping[str, str] = field(default_factory=dict)  # the operator's notes (constants.MEMO_*)
     failures: tuple[FailureRecord, ...] = ()  # the run's latest failure records, newest first
+    failure_count: int = 0  # how many records the run holds
+    # The records for the failures ConfigMap (newest first, bounded): read only when what it
+    # shows changed (builders.failures.failures_signature), None otherwise.
+    all_failures: tuple[FailureRecord, ...] | None = None
+    running_config: JobConfig | None = None  # the config the active run started with (edits pending)
     history: tuple[Mapping[str, Any], ...] = ()  # summaries of finished runs, newest first
     scale_history: tuple[ScaleRecommendation, ...] = ()  # the stabilisation window's memory
+    posted: Mapping[str, str] = field(default_factory=dict)  # the cause of the last Event per topic (memory)
     # --- this pass so far
     started_run: str | None = None  # a run this pass started (the facts above are read after it)
 

@@ -3,8 +3,12 @@
 Desired workers = ceil((queued + delayed + in-flight tasks) / concurrency) within
 [minReplicas, maxReplicas], at least one while a run is active. Scale-up is immediate;
 scale-down during a run goes only to the highest value recommended within the stabilisation
-window (as the HorizontalPodAutoscaler does). When nothing runs, or the job is suspended, the
-workers go straight to the floor.
+window (as the HorizontalPodAutoscaler does). When nothing runs, or the job is suspended (an
+active run is then paused: its tasks wait in Redis), the workers go straight to the floor.
+
+What the job shows: its conditions and phase (:mod:`.health`), the run's counts and times,
+the workers' readiness (:mod:`.workers`), edits waiting for the next run (:mod:`.edits`), the
+run's failures in its ConfigMap, and one Event per cause (:mod:`.once`).
 """
 
 from __future__ import annotations
@@ -14,13 +18,26 @@ from datetime import UTC, datetime
 from typing import Any
 
 from irods_ingest.actions import RunStatus
-from irods_ingest_operator.builders.conditions import Health, health_conditions, run_outcome_conditions
 from irods_ingest_operator.builders.deployment import build_worker_deployment
+from irods_ingest_operator.builders.failures import build_failures_config_map, failures_signature
 from irods_ingest_operator.builders.names import job_redis_endpoint
 from irods_ingest_operator.builders.scaling import desired_replicas, stabilize_replicas
 from irods_ingest_operator.builders.status import build_status
-from irods_ingest_operator.constants import MEMO_REPORTED_RUN, EventReason, Reason
+from irods_ingest_operator.constants import (
+    MEMO_FAILURES_WRITTEN,
+    MEMO_REPORTED_RUN,
+    ConditionType,
+    EventReason,
+    EventType,
+)
 from irods_ingest_operator.reconcile import messages
+from irods_ingest_operator.reconcile.edits import pending_changes, pending_text
+from irods_ingest_operator.reconcile.health import (
+    handler_origin_of,
+    job_conditions,
+    phase_of,
+    previous_condition,
+)
 from irods_ingest_operator.reconcile.intents import (
     AnnounceRunEnd,
     ApplyDeployment,
@@ -29,13 +46,14 @@ from irods_ingest_operator.reconcile.intents import (
     PostEvent,
     RememberScaleHistory,
     ReportMetrics,
+    WriteFailures,
     WriteStatus,
 )
 from irods_ingest_operator.reconcile.observed import Observed
+from irods_ingest_operator.reconcile.once import TOPIC_PENDING, TOPIC_WORKERS, cleared, post_once
 from irods_ingest_operator.reconcile.policy import Policy
+from irods_ingest_operator.reconcile.workers import assess_workers
 from irods_ingest_operator.spec import SyncJobSpec, next_fire_time
-
-_OUTCOME_REASONS = {"done": Reason.RUN_SUCCEEDED, "failed": Reason.RUN_FAILED, "stopped": Reason.RUN_STOPPED}
 
 
 def report(observed: Observed, policy: Policy, now: datetime) -> tuple[Intent, ...]:
@@ -47,20 +65,52 @@ def report(observed: Observed, policy: Policy, now: datetime) -> tuple[Intent, .
     last_sync = last_successful_sync(run, observed.history)
     intents.append(ReportMetrics(queued=run.queued + run.delayed, in_flight=run.in_flight, desired=replicas,
                                  ready=ready, active=run.active, last_sync=last_sync))
-    if _run_end_unannounced(run, observed.memo):
-        assert run.run_id is not None
-        intents.append(AnnounceRunEnd(run.run_id, succeeded=run.state == "done", message=messages.run_message(run)))
+    intents += run_end_and_failures(observed, run)
+    # A suspended job wants no workers: none can be missing (the Deployment read may still ask for some).
+    deployment = None if spec.suspend else observed.deployment
+    workers = assess_workers(deployment, observed.pods, pods_error=observed.pods_error,
+                             previous=previous_condition(observed, ConditionType.WORKERS_READY),
+                             grace=policy.workers_not_ready_after, generation=observed.generation, now=now)
+    if workers.trouble is not None:
+        intents += post_once(observed, TOPIC_WORKERS, workers.trouble.cause,
+                             PostEvent(EventReason.WORKERS_NOT_READY, workers.message, EventType.WARNING),
+                             shown=_shown(observed, ConditionType.WORKERS_READY))
+    else:
+        intents += cleared(observed, TOPIC_WORKERS)
+    pending = pending_text(pending_changes(observed.running_config, observed.config)) if run.active else ""
+    if pending:
+        message = f"run {run.run_id} goes on as it started; {pending}"
+        intents += post_once(observed, TOPIC_PENDING, pending, PostEvent(EventReason.SPEC_CHANGE_PENDING, message),
+                             shown=_shown(observed, ConditionType.RECONCILING) + _shown(observed, ConditionType.SUSPENDED))
+    else:
+        intents += cleared(observed, TOPIC_PENDING)
     status = build_status(
         run,
         observed_generation=observed.generation,
-        conditions=conditions(observed, spec, run, now),
+        conditions=job_conditions(observed, spec, run, workers, pending, now),
         desired_replicas=replicas,
         ready_replicas=ready,
         recent_failures=observed.failures,
         last_sync=last_sync,
         next_sync=next_fire_time(spec.schedule, now) if spec.schedule and not spec.suspend else None,
     )
+    status["phase"] = str(phase_of(spec, run))
     intents.append(WriteStatus(status))
+    return tuple(intents)
+
+
+def run_end_and_failures(observed: Observed, run: RunStatus) -> tuple[Intent, ...]:
+    """What a run reports besides the status, whether or not the spec is valid now: its end
+    (one Event per run) and its failures ConfigMap (written when they or its state change)."""
+    intents: list[Intent] = []
+    if _run_end_unannounced(run, observed.memo):
+        assert run.run_id is not None
+        intents.append(AnnounceRunEnd(run.run_id, succeeded=run.state == "done",
+                                      message=messages.run_message(run, handler_origin_of(observed))))
+    signature = failures_signature(run, observed.failure_count)
+    if run.run_id and observed.all_failures is not None and signature != observed.memo.get(MEMO_FAILURES_WRITTEN):
+        manifest = build_failures_config_map(observed.job, run, observed.all_failures, observed.failure_count)
+        intents.append(WriteFailures(manifest, signature))
     return tuple(intents)
 
 
@@ -107,31 +157,6 @@ def _scale(observed: Observed, spec: SyncJobSpec, run: RunStatus, policy: Policy
     return replicas
 
 
-def conditions(observed: Observed, spec: SyncJobSpec, run: RunStatus, now: datetime) -> list[dict[str, Any]]:
-    """Ready/Reconciling/Stalled for the job; Succeeded/Failed for its last finished run."""
-    generation = observed.generation
-    found = list(observed.old_status.get("conditions") or [])
-    if spec.suspend:
-        found = health_conditions(found, Health.READY, reason=Reason.SUSPENDED,
-                                  message="suspended: no runs start and workers are scaled to zero",
-                                  observed_generation=generation, now=now)
-    elif run.active:
-        found = health_conditions(found, Health.RECONCILING, reason=Reason.RUN_IN_PROGRESS,
-                                  message=f"run {run.run_id} in progress", observed_generation=generation, now=now)
-    else:
-        waiting = Reason.WAITING_FOR_SCHEDULE if spec.schedule else Reason.RECONCILED
-        found = health_conditions(found, Health.READY, reason=waiting, message=messages.ready_message(run),
-                                  observed_generation=generation, now=now)
-    if run.state in _OUTCOME_REASONS:
-        reason = _OUTCOME_REASONS[run.state]
-        if run.state == "failed" and "event handler" in run.error:
-            # The workers found the handler broken (the operator never runs it): say so.
-            reason = Reason.HANDLER_ERROR
-        found = run_outcome_conditions(found, succeeded=run.state == "done", reason=reason,
-                                       message=messages.run_message(run), observed_generation=generation, now=now)
-    return found
-
-
 def last_successful_sync(run: RunStatus, history: Sequence[Mapping[str, Any]]) -> datetime | None:
     if run.state == "done" and run.ended:
         return datetime.fromtimestamp(run.ended, UTC)
@@ -147,3 +172,7 @@ def _run_end_unannounced(run: RunStatus, memo: Mapping[str, str]) -> bool:
         return False
     return memo.get(MEMO_REPORTED_RUN) != run.run_id
 
+
+def _shown(observed: Observed, kind: ConditionType) -> str:
+    """The message of the ``kind`` condition in the status read this pass (a restart's evidence)."""
+    return str((previous_condition(observed, kind) or {}).get("message", ""))

@@ -24,6 +24,7 @@ from irods_ingest.config import S3_DELETE_MODES as ENGINE_S3_DELETE_MODES
 from irods_ingest.config import delete_mode_compatible
 from irods_ingest_operator.constants import (
     MAX_LABEL_VALUE_LENGTH,
+    RESERVED_WORKER_PATH_USES,
     RESERVED_WORKER_PATHS,
     DeleteMode,
     Operation,
@@ -131,17 +132,25 @@ def check_collection(collection: str) -> str | None:
 
 def check_source_path(path: str) -> str | None:
     """Why ``path`` cannot be a source directory in the worker pod, or None when it can."""
+    problem = source_path_problem(path)
+    return problem[0] if problem is not None else None
+
+
+def source_path_problem(path: str) -> tuple[str, str] | None:
+    """Why ``path`` cannot be a source directory in the worker pod, and the fix; None when it can."""
     if not path.startswith("/"):
-        return "must be absolute"
+        return "must be absolute", "give an absolute directory path, such as /data"
     if path == "/":
-        return "must not be the root directory"
+        return "must not be the root directory", "give the directory to sync, such as /data"
     if posixpath.normpath(path) != path or path.startswith("//"):
-        return (
-            f"must be normalised (no '.', '..', '//' or trailing '/'; perhaps '{posixpath.normpath(path)}')"
-        )
+        normal = posixpath.normpath(path)
+        return (f"must be normalised (no '.', '..', '//' or trailing '/'; perhaps '{normal}')",
+                f"write it as '{normal}'")
     for reserved in RESERVED_WORKER_PATHS:
         if _overlaps(path, reserved):
-            return f"overlaps {reserved}, which the worker pod reserves"
+            inside = "is" if path == reserved else ("is inside" if path.startswith(reserved + "/") else "contains")
+            return (f"{inside} {reserved}, which worker pods reserve: {RESERVED_WORKER_PATH_USES[reserved]}",
+                    f"mount the source elsewhere, such as /data (any absolute path outside {reserved})")
     return None
 
 

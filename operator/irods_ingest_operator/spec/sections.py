@@ -20,11 +20,11 @@ from irods_ingest_operator.spec.rules import (
     check_collection,
     check_metadata_template,
     check_schedule,
-    check_source_path,
     delete_mode_problems,
     replica_bounds_problems,
     replica_resource_problems,
     s3_endpoint_problems,
+    source_path_problem,
     volume_problems,
 )
 
@@ -138,9 +138,10 @@ class SpecReader(TypedReader):
         volume = self.volume(source.get("volume"))
         if value is None:
             return None
-        why = check_source_path(value)
-        if why is not None:
-            self.problem("spec.source.path", f"'{value}' {why}", "use an absolute, normalised directory path")
+        problem = source_path_problem(value)
+        if problem is not None:
+            why, fix = problem
+            self.problem("spec.source.path", f"'{value}' {why}", fix)
             return None
         return m.PathSource(path=value, volume=volume)
 

@@ -7,13 +7,17 @@ uses (``JobActions`` per job; the module-level functions for the CLI's one-shot 
 from irods_ingest.actions.job import JobActions
 from irods_ingest.actions.retry import retry_failed, retry_tasks
 from irods_ingest.actions.runs import StartResult, jobs, prepare, start_job, stop_job, watch
-from irods_ingest.jobstate import RunStatus
+from irods_ingest.jobstate import DEFAULT_RETENTION_SECONDS as DEFAULT_CACHE_RETENTION_SECONDS
+from irods_ingest.jobstate import AdoptedCache, RetainedCache, RunStatus
 from irods_ingest.store.acl import selects_database, url_with_credentials, without_credentials
 from irods_ingest.store.connection import RedisClient, connect, redacted
 
 __all__ = [
+    "DEFAULT_CACHE_RETENTION_SECONDS",
+    "AdoptedCache",
     "JobActions",
     "RedisClient",
+    "RetainedCache",
     "RunStatus",
     "StartResult",
     "connect",

@@ -15,10 +15,19 @@ from irods_ingest.actions.retry import retry_failed
 from irods_ingest.actions.runs import StartResult, prepare
 from irods_ingest.config import JobConfig
 from irods_ingest.failures import FailureRecord
-from irods_ingest.jobstate import FailureLog, HandlerSources, RunState, RunStatus, StoredJob
+from irods_ingest.jobstate import (
+    DEFAULT_RETENTION_SECONDS,
+    FailureLog,
+    HandlerSources,
+    RetainedCache,
+    RetainedCaches,
+    RunState,
+    RunStatus,
+    StoredJob,
+)
 from irods_ingest.store.acl import JobCredentials
-from irods_ingest.store.connection import RedisClient
-from irods_ingest.store.keys import HISTORY_LIMIT
+from irods_ingest.store.connection import RedisClient, translated_errors
+from irods_ingest.store.keys import HISTORY_LIMIT, JobKeys
 
 
 class JobActions:
@@ -39,6 +48,11 @@ class JobActions:
     def failures(self, limit: int | None = None) -> list[FailureRecord]:
         """The current (or last) run's failure records, newest first."""
         return FailureLog(self._client, self.job).records(limit)
+
+    def failure_count(self) -> int:
+        """How many failure records the current (or last) run holds (one round trip)."""
+        with translated_errors():
+            return int(self._client.llen(JobKeys(self.job).failures))
 
     def stored_config(self) -> JobConfig | None:
         return self._stored.config()
@@ -64,15 +78,20 @@ class JobActions:
         return prepare(config, handler_source, sources, run_handler=run_handler, handler_origin=handler_origin)
 
     def start(self, config: JobConfig, *, force: bool = False) -> StartResult:
-        """Start a run of a prepared config; with an active run and not ``force``, nothing changes."""
-        started, run_id = self._runs.start(config, force=force)
-        return StartResult(started, run_id)
+        """Start a run of a prepared config; with an active run and not ``force``, nothing changes.
+        A job starting with settings it has no change cache of adopts a retained one of its
+        scope and settings (``StartResult.adopted``, and the run status's ``adopted``)."""
+        opened = self._runs.open_run(config, force=force)
+        return StartResult(opened.started, opened.run_id, adopted=opened.adopted)
 
     def stop(self, reason: str = "stopped by request") -> bool:
         return self._runs.stop(reason)
 
-    def retry_failed(self, *, force: bool = False) -> StartResult:
-        return retry_failed(self._client, self.job, force=force)
+    def retry_failed(self, *, force: bool = False, config: JobConfig | None = None) -> StartResult:
+        """Start a run that redoes the last run's failures, with ``config`` (a prepared one: a
+        controller passes the config it prepared now, so the run starts with the handler the
+        user holds now) or, without one, the stored config."""
+        return retry_failed(self._client, self.job, force=force, config=config)
 
     def use_handler(self, handler_hash: str | None) -> bool:
         """Point the active run at another (already stored) handler: its workers look handlers
@@ -89,9 +108,20 @@ class JobActions:
         return JobCredentials(self._client, self.job, select=select)
 
     # ------------------------------------------------------------------ removal
-    def delete(self, reason: str = "the job was deleted") -> int:
-        """Stop the run, remove the workers' Redis user and every key of the job.
-        Returns the number of keys deleted."""
+    def delete(self, reason: str = "the job was deleted", *, cache_retention: float = DEFAULT_RETENTION_SECONDS) -> int:
+        """Stop the run, remove the workers' Redis user, keep the change cache for
+        ``cache_retention`` seconds (0: not at all; see :meth:`retain_cache`), then remove every
+        key of the job. Returns the number of keys deleted. Safe to repeat after a failure:
+        the cache is copied again until the job's keys are gone."""
         self._runs.stop(reason)
-        self.worker_credentials().delete()
+        self.worker_credentials().delete()  # its workers write nothing more (the stop fenced their acks, too)
+        self.retain_cache(cache_retention)
         return self._stored.delete()
+
+    def retain_cache(self, seconds: float = DEFAULT_RETENTION_SECONDS) -> RetainedCache | None:
+        """Keep a copy of the job's change cache (of its stored settings) for ``seconds``, for the
+        next job of the same scope and settings to adopt; None when there is none to keep."""
+        config = self._stored.config()
+        if config is None or seconds <= 0:
+            return None
+        return RetainedCaches(self._client).retain(self.job, config, seconds=seconds)

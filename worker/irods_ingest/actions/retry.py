@@ -65,17 +65,23 @@ def retry_tasks(config: JobConfig, failures: list[FailureRecord], run_id: str) -
     return tasks, files + len(deletes)
 
 
-def retry_failed(client: RedisClient, job: str, *, force: bool = False) -> StartResult:
+def retry_failed(client: RedisClient, job: str, *, force: bool = False, config: JobConfig | None = None) -> StartResult:
     """Start a run that redoes only the last run's failures (files, unlistable directories, deletes).
+
+    ``config``: the run's config, already prepared (its handler stored); without one, the
+    stored config (the last run's, with the handler it was left with). A controller passes the
+    config it prepared from what the user holds now: a retry run must not start with the old
+    handler and get the new one only at the controller's next pass.
 
     If the last run recorded only some of its failures (more than max_failure_records), the
     records cannot say what else failed: a full run starts instead (its change cache keeps
     the files that did sync from being synced again), and the result says so.
     """
     runs = RunState(client, job)
-    config = StoredJob(client, job).config()
-    if config is None:
+    stored = StoredJob(client, job).config()
+    if stored is None:
         raise PermanentError(f"job {job} does not exist")
+    config = config or stored
     status = runs.status()
     if status.active and not force:
         raise PermanentError(f"job {job} has an active run {status.run_id}; retry after it ends (or stop it)")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from irods_ingest.config import JobConfig, check
 from irods_ingest.errors import ConfigError, ConfigProblem, HandlerError
 from irods_ingest.handlers import check_handler_syntax, compile_handler, job_policy
-from irods_ingest.jobstate import HandlerSources, RunState, RunStatus, handler_digest, list_jobs
+from irods_ingest.jobstate import AdoptedCache, HandlerSources, RunState, RunStatus, handler_digest, list_jobs
 from irods_ingest.store.connection import RedisClient
 
 
@@ -19,6 +19,9 @@ class StartResult:
     run_id: str
     full_run: bool = False  # a retry that had to start a full run (see retry_failed)
     note: str = ""  # why, for the user
+    # The change cache the job took over (a retained one of a deleted job of the same scope
+    # and settings, or a live one's): files it lists as synced are not synced again.
+    adopted: AdoptedCache | None = None
 
 
 def prepare(
@@ -52,8 +55,9 @@ def prepare(
 
 def start_job(client: RedisClient, config: JobConfig, handler_source: str | None = None, *, force: bool = False) -> StartResult:
     final = prepare(config, handler_source, HandlerSources(client, config.job_name))
-    started, run_id = RunState(client, config.job_name).start(final, force=force)  # drops a stale change cache too
-    return StartResult(started, run_id)
+    # Drops a stale change cache too, and adopts a retained one when the job has none.
+    opened = RunState(client, config.job_name).open_run(final, force=force)
+    return StartResult(opened.started, opened.run_id, adopted=opened.adopted)
 
 
 def stop_job(client: RedisClient, job: str) -> bool:

@@ -14,7 +14,8 @@ from irods_ingest.store.lua_common import ARCHIVE_RUN
 
 # KEYS: job, run, queue, delayed, failures, history, jobs_index, joins
 # ARGV: run_id, now, initial tasks (JSON array of raw tasks), config_json, force ("1" to replace
-#       an active run), job name, files already known (a retry run), run kind (full | retry)
+#       an active run), job name, files already known (a retry run), run kind (full | retry),
+#       the change cache this start adopted (JSON, or "": see jobstate.retained_caches)
 START_RUN: Final = (
     ARCHIVE_RUN
     + """
@@ -35,6 +36,7 @@ redis.call('HSET', KEYS[1], 'config', ARGV[4], 'run', ARGV[1])
 local initial = cjson.decode(ARGV[3])
 redis.call('HSET', KEYS[2], 'id', ARGV[1], 'state', 'running', 'started', ARGV[2], 'tasks_enqueued', #initial,
            'files_discovered', ARGV[7], 'kind', ARGV[8])
+if ARGV[9] and ARGV[9] ~= '' then redis.call('HSET', KEYS[2], 'adopted_cache', ARGV[9]) end
 for _, raw in ipairs(initial) do redis.call('LPUSH', KEYS[3], raw) end
 redis.call('SADD', KEYS[7], ARGV[6])
 return {'started', ARGV[1]}
@@ -54,3 +56,15 @@ archive_run(KEYS[1], KEYS[4], {})
 return {'stopped', redis.call('HGET', KEYS[1], 'id')}
 """
 )
+
+# A starting job claims a retained change cache before copying it, so that of two jobs of the
+# same settings starting at once only one takes it (and a crashed adoption resumes: the same
+# job may claim again). One key: the retained cache's own meta hash, never a job's.
+# KEYS: the retained cache's meta   ARGV: version, job, now
+CLAIM_RETAINED_CACHE: Final = """
+if redis.call('HGET', KEYS[1], 'version') ~= ARGV[1] then return 0 end
+local adopter = redis.call('HGET', KEYS[1], 'adopter')
+if adopter and adopter ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'adopter', ARGV[2], 'adopted', ARGV[3])
+return 1
+"""

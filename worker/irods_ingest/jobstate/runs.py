@@ -13,13 +13,14 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Final
 
 from irods_ingest.config import JobConfig, cache_generation
 from irods_ingest.errors import PermanentError
 from irods_ingest.jobstate import lua
 from irods_ingest.jobstate.change_cache import ChangeCache
+from irods_ingest.jobstate.retained_caches import AdoptedCache, RetainedCaches
 from irods_ingest.store.connection import RedisClient, reply_text, translated_errors
 from irods_ingest.store.keys import HISTORY_LIMIT, JOBS_INDEX, JobKeys
 from irods_ingest.tasks import Task, TaskKind
@@ -60,6 +61,7 @@ class RunStatus:
     delayed: int
     in_flight: int
     error: str
+    adopted: AdoptedCache | None = None  # the change cache this run's start took over from another job
 
     @property
     def active(self) -> bool:
@@ -77,7 +79,17 @@ class RunStatus:
             "in_flight": self.in_flight,
             "error": self.error,
             **self.counters,
+            **({"adopted_cache": asdict(self.adopted)} if self.adopted is not None else {}),
         }
+
+
+@dataclass(frozen=True)
+class OpenedRun:
+    """What starting a run did: whether it started, its id, and the change cache it adopted."""
+
+    started: bool
+    run_id: str
+    adopted: AdoptedCache | None = None
 
 
 class RunState:
@@ -105,15 +117,33 @@ class RunState:
         A full run starts from the root scan task; a retry run from ``initial_tasks(run_id)``
         (with ``known_files`` counted as discovered). With an active run and ``force``
         false, nothing changes and (False, active id) comes back: starting is idempotent
-        for a caller that retries.
+        for a caller that retries. :meth:`open_run` tells the adopted cache too.
         """
+        opened = self.open_run(config, force=force, run_id=run_id, initial_tasks=initial_tasks, known_files=known_files)
+        return opened.started, opened.run_id
+
+    def open_run(
+        self,
+        config: JobConfig,
+        *,
+        force: bool = False,
+        run_id: str | None = None,
+        initial_tasks: Callable[[str], list[Task]] | None = None,
+        known_files: int = 0,
+    ) -> OpenedRun:
+        """:meth:`start`, saying which change cache the job adopted, if any: a job that starts
+        with settings it has no cache of takes a retained one of its scope and settings (or a
+        live job's), see :mod:`irods_ingest.jobstate.retained_caches`."""
         run_id = run_id or new_run_id()
         previous_generation = self._stored_cache_generation()
         generation = cache_generation(config)
+        adopted: AdoptedCache | None = None
         if previous_generation == generation:
             # Same settings as the last run: its caches may exist (written by a version before
             # the marker, too), and saying so before any scan asks is always safe.
             self._cache.mark(generation)
+        elif not self._cache.exists(generation) and (force or not self._active()):
+            adopted = RetainedCaches(self.client).adopt(self.job, config)
         tasks = initial_tasks(run_id) if initial_tasks else [Task(kind=TaskKind.SCAN, run=run_id, directory="")]
         if not tasks:
             raise ValueError("a run needs at least one task")
@@ -138,6 +168,7 @@ class RunState:
                     self.job,
                     known_files,
                     "retry" if initial_tasks else "full",
+                    adopted.to_json() if adopted is not None else "",
                 ],
             )
         started = reply_text(status) == "started"
@@ -145,7 +176,11 @@ class RunState:
             # Settings that change what "synced" means make the old change cache meaningless.
             # Only then: the pass SCANs the keyspace, which a shared Redis makes large.
             self._cache.drop_other_generations(generation)
-        return started, reply_text(rid)
+        return OpenedRun(started, reply_text(rid), adopted if started else None)
+
+    def _active(self) -> bool:
+        with translated_errors():
+            return reply_text(self.client.hget(self.keys.run, "state")) in ACTIVE_STATES
 
     def _stored_cache_generation(self) -> str | None:
         """The cache generation of the stored config: "" for a new job, None if unreadable."""
@@ -200,6 +235,7 @@ class RunState:
             delayed=int(delayed),
             in_flight=in_flight,
             error=fields.get("error", ""),
+            adopted=AdoptedCache.from_json(fields["adopted_cache"]) if fields.get("adopted_cache") else None,
         )
 
     def history(self, limit: int = HISTORY_LIMIT) -> list[dict[str, Any]]:
