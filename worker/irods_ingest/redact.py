@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote, unquote_plus, urlsplit
 
 MASK = "***"
 # Shorter values would mask ordinary words: a secret that short is no secret.
@@ -81,11 +81,16 @@ def url_user(url: str) -> str:
 
 
 def worker_secrets(environ: Mapping[str, str], *, redis_url: str = "", irods_password: str = "") -> list[str]:
-    """The secret values a worker knows: its secret environment variables, the password of
-    its Redis URL and the iRODS password it logs in with."""
+    """The secret values a worker knows: its secret environment variables, the passwords of
+    its Redis URL (also a Sentinel URL's ``sentinel_password``) and the iRODS password it logs in with."""
     found = [environ.get(name, "") for name in SECRET_VARIABLES]
     password = url_password(redis_url)
     found += [password, irods_password]
     if password:
         found.append(urlsplit(redis_url).password or "")  # as spelled in the URL (percent-encoded)
+    query = redis_url.partition("?")[2].partition("#")[0]
+    for item in query.split("&") if query else ():
+        key, _, spelled = item.partition("=")
+        if unquote(key) in ("password", "sentinel_password"):
+            found += [unquote_plus(spelled), spelled]  # decoded as a client reads it, and as spelled
     return [value for value in found if value]

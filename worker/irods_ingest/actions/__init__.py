@@ -10,7 +10,8 @@ from irods_ingest.actions.runs import StartResult, jobs, prepare, start_job, sto
 from irods_ingest.jobstate import DEFAULT_RETENTION_SECONDS as DEFAULT_CACHE_RETENTION_SECONDS
 from irods_ingest.jobstate import AdoptedCache, RetainedCache, RunStatus
 from irods_ingest.store.acl import selects_database, url_with_credentials, without_credentials
-from irods_ingest.store.connection import RedisClient, connect, redacted
+from irods_ingest.store.connection import RedisClient, connect
+from irods_ingest.store.urls import redacted
 
 __all__ = [
     "DEFAULT_CACHE_RETENTION_SECONDS",

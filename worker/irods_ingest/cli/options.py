@@ -35,7 +35,8 @@ def _opt(parser: argparse.ArgumentParser, name: str, **kwargs: Any) -> None:
 
 
 def _add_redis(parser: argparse.ArgumentParser) -> None:
-    _opt(parser, "--redis-url", default=None, help="Redis URL (redis://[user:password@]host:port/db or rediss://); default "
+    _opt(parser, "--redis-url", default=None, help="Redis URL (redis://[user:password@]host:port/db, rediss:// "
+         "or, behind Sentinel, redis+sentinel://[user:password@]sentinel1:port,sentinel2:port/SERVICE/db); default "
          "$IRODS_INGEST_REDIS_URL or redis://127.0.0.1:6379/0. A password given here is visible to every user of "
          "this machine (ps): give it in $IRODS_INGEST_REDIS_URL or --redis-url-file instead")
     _opt(parser, "--redis-url-file", default=None, metavar="PATH",

@@ -1,7 +1,8 @@
 """The Redis Persistence Layer: connections, the key schema, worker credentials, shared Lua.
 
-- ``connection``: URL (password, TLS, database), bounded retries, error translation
-  (``translated_errors``: the one place redis-py errors become the engine's taxonomy);
+- ``connection``: clients (password, TLS, database, Sentinel), bounded retries, error
+  translation (``translated_errors``: the one place redis-py errors become the engine's taxonomy);
+- ``urls``: the URL grammar (``redis+sentinel://``) and ``redacted`` (no password in a log);
 - ``keys``: every key name, documented in one place;
 - ``acl``: the per-job Redis users of workers;
 - ``lua_common``: the Lua functions the queue's and the job state's scripts share, and

@@ -28,6 +28,7 @@ import redis
 
 from irods_ingest.store.connection import translated_errors
 from irods_ingest.store.keys import JobKeys
+from irods_ingest.store.urls import is_sentinel_url, parse_sentinel_url
 
 USER_PREFIX = "ii-job:"
 # The job's control hash keeps the credential's state under this field (JSON, no secret in it).
@@ -60,6 +61,10 @@ def url_with_credentials(base_url: str, user: str, password: str) -> str:
 
 def without_credentials(url: str) -> str:
     """``url`` with any user and password removed (what workers may be told of the operator's URL)."""
+    if is_sentinel_url(url):  # several hosts: urlsplit cannot read the port; drop the user information only
+        scheme, _, rest = url.partition("://")
+        netloc, sep, tail = rest.partition("/")
+        return f"{scheme}://{netloc.rpartition('@')[2]}{sep}{tail}"
     parts = urlsplit(url)
     host = parts.hostname or ""
     if ":" in host:  # IPv6
@@ -70,6 +75,8 @@ def without_credentials(url: str) -> str:
 
 def selects_database(url: str) -> bool:
     """Whether a client of ``url`` sends SELECT (a database other than 0)."""
+    if is_sentinel_url(url):  # /service_name[/db]
+        return parse_sentinel_url(url).db != 0
     path = urlsplit(url).path.strip("/")
     return bool(path) and path != "0"
 
