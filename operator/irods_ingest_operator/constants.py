@@ -87,6 +87,10 @@ ENV_AWS_SECRET_ACCESS_KEY: Final = "AWS_SECRET_ACCESS_KEY"
 WORKER_REDIS_SECRET_SUFFIX: Final = "-worker-redis"
 WORKER_REDIS_SECRET_KEY: Final = "url"
 CREDENTIAL_VERSION_ANNOTATION: Final = f"{GROUP}/redis-credential-version"
+# On the worker Deployment: the digest of what the operator last applied (all but replicas), so a
+# pass whose Deployment would come out the same applies nothing (an apply that changes nothing
+# is still a write request; 200 idle jobs made 40 a second at the default interval).
+APPLIED_DIGEST_ANNOTATION: Final = f"{GROUP}/applied-digest"
 WORKER_CONFIG_ROOT: Final = "/etc/irods-ingest"
 IRODS_CONNECTION_MOUNT_PATH: Final = f"{WORKER_CONFIG_ROOT}/irods"
 WORKER_TMP_PATH: Final = "/tmp"

@@ -18,7 +18,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from irods_ingest.errors import PermanentError, RetryableError
-from irods_ingest_operator.constants import FIELD_MANAGER
+from irods_ingest_operator.constants import APPLIED_DIGEST_ANNOTATION, FIELD_MANAGER
 from irods_ingest_operator.refs import ContainerFacts, DeploymentState, PodFacts
 
 MAX_WORKER_PODS_READ = 20
@@ -145,6 +145,7 @@ class KubeAdapter:
         except NotFound:
             return None
         owners = (deployment.metadata.owner_references if deployment.metadata else None) or []
+        annotations = (deployment.metadata.annotations if deployment.metadata else None) or {}
         controller = next((o for o in owners if o.controller), None)
         conditions = (deployment.status and deployment.status.conditions) or []
         failure = next((f"{c.reason or 'ReplicaFailure'}: {c.message or ''}".rstrip(": ") for c in conditions
@@ -154,6 +155,7 @@ class KubeAdapter:
             ready=int((deployment.status and deployment.status.ready_replicas) or 0),
             controller_uid=controller.uid if controller is not None else None,
             failure=failure,
+            applied=str(annotations.get(APPLIED_DIGEST_ANNOTATION, "")),
         )
 
     def worker_pods(self, namespace: str, selector: Mapping[str, str]) -> tuple[PodFacts, ...]:

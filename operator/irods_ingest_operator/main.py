@@ -41,7 +41,10 @@ log = logging.getLogger("irods_ingest_operator")
 
 
 def _apply_status(patch: kopf.Patch, old: Any, new: Any) -> None:
-    patch.setdefault("status", {}).update(merge_patch_for(dict(old or {}), dict(new)))
+    # Only what changed; nothing at all when nothing did (kopf sends any non-empty patch).
+    changes = merge_patch_for(dict(old or {}), dict(new))
+    if changes:
+        patch.setdefault("status", {}).update(changes)
 
 
 def build_registry(settings: OperatorSettings, ctx: OperatorContext) -> kopf.OperatorRegistry:

@@ -95,6 +95,7 @@ class DeploymentState:
     ready: int
     controller_uid: str | None = None  # the uid of the object that controls it (ownerReferences)
     failure: str = ""  # its ReplicaFailure condition ("FailedCreate: pods ... is forbidden: ..."), if any
+    applied: str = ""  # the digest of what the operator last applied to it (APPLIED_DIGEST_ANNOTATION)
 
 
 @dataclass(frozen=True)

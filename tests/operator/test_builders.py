@@ -647,6 +647,16 @@ def test_status_merge_patch_removes_fields_no_longer_reported() -> None:
     }
 
 
+def test_status_merge_patch_holds_only_what_changed() -> None:
+    """An idle job's status patch is empty: kopf then sends none (issue 18)."""
+    from irods_ingest_operator.builders import merge_patch_for
+
+    old = {"run": {"id": "a"}, "conditions": [{"type": "Ready", "status": "True"}], "files": {"synced": 3, "failed": 0}}
+    assert merge_patch_for(old, {"run": {"id": "a"}, "conditions": [{"type": "Ready", "status": "True"}],
+                                 "files": {"synced": 3, "failed": 0}}) == {}
+    assert merge_patch_for(old, {**old, "files": {"synced": 4, "failed": 0}}) == {"files": {"synced": 4}}
+
+
 def test_s3_transfer_settings_reach_the_workers_as_the_engine_reads_them() -> None:
     from irods_ingest.s3_io import TransferSettings
 

@@ -9,12 +9,14 @@ Ready, workers, pending edits, the failures ConfigMap): test_decide_status.py.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
 from irods_ingest_operator.builders.scaling import ScaleRecommendation
 from irods_ingest_operator.constants import (
+    APPLIED_DIGEST_ANNOTATION,
     CREDENTIAL_VERSION_ANNOTATION,
     ENV_REDIS_URL,
     MEMO_RETRY_FAILED,
@@ -36,6 +38,7 @@ from irods_ingest_operator.reconcile import (
 from irods_ingest_operator.reconcile.decide import due_slot
 from irods_ingest_operator.reconcile.intents import (
     AnnounceRunEnd,
+    ApplyDeployment,
     DeleteJob,
     ForgetJob,
     ForgetScaleHistory,
@@ -49,6 +52,7 @@ from irods_ingest_operator.reconcile.intents import (
     StartRun,
     UseHandler,
 )
+from irods_ingest_operator.refs import DeploymentState
 from testsupport.decide_kit import (
     JOB,
     OURS,
@@ -321,6 +325,25 @@ def test_no_scaled_event_when_the_count_holds() -> None:
                       POLICY, T0)
     assert applied(decision).replicas == 1
     assert not [e for e in events(decision) if e[0] is EventReason.SCALED_WORKERS]
+
+
+def test_a_deployment_that_holds_what_the_pass_would_apply_is_left_alone() -> None:
+    """Issue 18: an idle job writes nothing. The Deployment carries the digest of what the
+    operator applied; a pass that would apply the same (replicas aside, compared as they are)
+    applies nothing. Another spec, or replicas changed behind the operator's back, apply again."""
+    done = make_run("done", ended=T0.timestamp())
+    memo = {MEMO_STARTED_ONCE: "r1"}
+    first = applied(decide(observe(run=done, memo=memo), POLICY, T0)).manifest
+    digest = first["metadata"]["annotations"][APPLIED_DIGEST_ANNOTATION]
+    assert "annotations" not in first["spec"]["template"]["metadata"]  # the pods never roll for it
+    same = DeploymentState(replicas=0, ready=0, controller_uid=JOB.uid, applied=digest)
+    idle = decide(observe(run=done, memo=memo, deployment=same), POLICY, T0 + timedelta(seconds=5))
+    assert not of_type(idle.report, ApplyDeployment)
+    assert idle.status["workers"] == {"desired": 0, "ready": 0}
+    scaled_by_hand = decide(observe(run=done, memo=memo, deployment=replace(same, replicas=2)), POLICY, T0)
+    assert applied(scaled_by_hand).replicas == 0
+    edited = make_spec(workers={"minReplicas": 0, "maxReplicas": 4, "concurrency": 3})
+    assert of_type(decide(observe(edited, done, memo=memo, deployment=same), POLICY, T0).report, ApplyDeployment)
 
 
 # --- The workers' Redis credential (perJob) ---------------------------------------------------

@@ -131,6 +131,13 @@ def test_a_stalled_job_keeps_an_active_runs_workers_and_stops_idle_ones() -> Non
     assert of_type(unknown.intents, ScaleDeployment) == [ScaleDeployment(0)]
 
 
+def test_a_stalled_jobs_deployment_at_zero_is_not_scaled_again() -> None:
+    """Each pass of a stalled, idle job would otherwise patch the scale to what it is (issue 18)."""
+    at_zero = DeploymentState(replicas=0, ready=0, controller_uid=JOB.uid)
+    decision = decide(observe(refused=(PROBLEM,), deployment=at_zero, run=make_run("done")), POLICY, T0)
+    assert not of_type(decision.intents, ScaleDeployment)
+
+
 def test_an_invalid_edit_never_hides_the_run_that_goes_on() -> None:
     """Finding 3: the new generation is Stalled, the run keeps reporting (progress, counts, workers)."""
     running = make_run("running", "r5", queued=3, started=T0.timestamp() - 30, files_discovered=10, files_synced=4)

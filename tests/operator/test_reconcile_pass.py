@@ -13,13 +13,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import redis
 
 from irods_ingest.actions import JobActions, connect
 from irods_ingest.errors import PermanentError
-from irods_ingest_operator.constants import CREDENTIAL_VERSION_ANNOTATION, MEMO_STARTED_ONCE
+from irods_ingest_operator.builders import merge_patch_for
+from irods_ingest_operator.constants import (
+    APPLIED_DIGEST_ANNOTATION,
+    CREDENTIAL_VERSION_ANNOTATION,
+    MEMO_STARTED_ONCE,
+)
 from irods_ingest_operator.kube import KubeAdapter, NotFound, NotOurs
 from irods_ingest_operator.reconcile import OperatorContext, OperatorMemory, Policy, cleanup, reconcile
 from irods_ingest_operator.refs import DeploymentState, JobRef, PodFacts, RedisEndpoint
+from testsupport.call_counts import RedisCommandCounter
 
 pytestmark = [pytest.mark.redis]
 
@@ -41,8 +48,10 @@ class RecordingKube(KubeAdapter):
         self.foreign_config_maps: set[str] = set()
         self.config_maps_forbidden = False
         self.config_map_writes = 0
+        self.applies = 0
 
     def apply_deployment(self, manifest: Mapping[str, Any]) -> None:
+        self.applies += 1
         self.deployments[manifest["metadata"]["name"]] = manifest
 
     def write_owned_secret(self, manifest: Mapping[str, Any]) -> None:
@@ -69,7 +78,8 @@ class RecordingKube(KubeAdapter):
             return None
         owners = manifest["metadata"].get("ownerReferences") or [{}]
         replicas = int(manifest["spec"]["replicas"])
-        return DeploymentState(replicas=replicas, ready=replicas, controller_uid=owners[0].get("uid"))
+        applied = (manifest["metadata"].get("annotations") or {}).get(APPLIED_DIGEST_ANNOTATION, "")
+        return DeploymentState(replicas=replicas, ready=replicas, controller_uid=owners[0].get("uid"), applied=applied)
 
     def scale_deployment_if_exists(self, namespace: str, name: str, replicas: int) -> None:
         if name in self.deployments:
@@ -228,6 +238,25 @@ def test_suspend_keeps_the_run_and_resume_continues_it(redis_url: str, kube: Rec
     assert resumed.started_run is None and runs.status().run_id == first.started_run
     assert resumed.desired_replicas == 1 and resumed.status["phase"] == "Running"
     assert kube.reasons().count("Suspended") == 1 and kube.reasons().count("Resumed") == 1
+
+
+def test_an_idle_pass_writes_nothing(redis_url: str, kube: RecordingKube) -> None:
+    """Issue 18: once a job is settled, a pass writes nothing: no Deployment apply, an empty status
+    patch, no Event, and no Redis write (the handler is stored once, not at each pass)."""
+    ctx = context(redis_url, kube, per_job=True)
+    kube.config_maps["science", "handler"] = {"handler.py": HANDLER}
+    job_body = body(suspend=True, schedule="0 0 1 1 *", handler={"configMapRef": {"name": "handler"}})
+    first = reconcile(ctx, job_body, T0)
+    settled = reconcile(ctx, body(status=first.status, **job_body["spec"]), T0 + timedelta(seconds=5))
+    applies, events = kube.applies, len(kube.events)
+    counter = RedisCommandCounter(redis.Redis.from_url(redis_url))
+    counter.mark()
+    idle = reconcile(ctx, body(status=settled.status, **job_body["spec"]), T0 + timedelta(seconds=10))
+    delta = counter.delta()
+    assert merge_patch_for(settled.status, dict(idle.status)) == {}
+    assert (kube.applies, len(kube.events)) == (applies, events)
+    assert counter.writes(delta) == {}, delta
+    assert delta.get("hgetall"), "the pass read the job"
 
 
 def test_racing_passes_on_a_new_invalid_job_post_one_event(redis_url: str, kube: RecordingKube) -> None:

@@ -118,7 +118,10 @@ class ControlPlane:
     created and removed by :meth:`close` otherwise. ``extra_users`` maps user names to their
     groups; each gets a static token (see :meth:`token_for`, :meth:`api_client`).
     ``apiserver_args`` and ``controller_manager_args`` are appended to the command lines
-    (a repeated flag overrides the default, e.g. ``--v=5``).
+    (a repeated flag overrides the default, e.g. ``--v=5``). ``audit_users``: the apiserver
+    writes an audit log (:attr:`audit_log_path`, JSON lines at Metadata level) of every
+    request these users make, and of nobody else's (so a test can count one identity's calls,
+    say the operator's writes, and the log stays small for the rest of the suite).
     """
 
     def __init__(
@@ -133,7 +136,9 @@ class ControlPlane:
         host: str = "127.0.0.1",
         apiserver_args: Sequence[str] = (),
         controller_manager_args: Sequence[str] = (),
+        audit_users: Sequence[str] = (),
     ) -> None:
+        self.audit_users = tuple(audit_users)
         self.bin_dir = bin_dir or control_plane_bin_dir()
         self.etcd_binary = etcd_binary
         self.crds = list(crds)
@@ -167,6 +172,11 @@ class ControlPlane:
     def kubeconfig_path(self) -> Path:
         """Kubeconfig of the admin user (current context, namespace ``default``)."""
         return self.state_dir / "kubeconfig"
+
+    @property
+    def audit_log_path(self) -> Path:
+        """The audit log of ``audit_users``' requests (exists once one was made)."""
+        return self.state_dir / "audit.log"
 
     @property
     def server_url(self) -> str:
@@ -258,13 +268,13 @@ class ControlPlane:
         environment["KUBECONFIG"] = str(self.kubeconfig_for(user))
         return environment
 
-    def operator_env(self, namespace: str, redis_url: str) -> dict[str, str]:
-        """The environment of a test operator process: this cluster, one watched namespace,
-        fast reconciles and scale-downs, liveness and metrics on free ports."""
+    def operator_env(self, namespace: str, redis_url: str, user: str = ADMIN_USER) -> dict[str, str]:
+        """The environment of a test operator process: this cluster (as ``user``), one watched
+        namespace, fast reconciles and scale-downs, liveness and metrics on free ports."""
         from irods_ingest.store.acl import without_credentials
         from irods_ingest_testkit.processes import free_port
 
-        environment = self.env()
+        environment = self.env(user)
         environment.update(
             IRODS_INGEST_OPERATOR_REDIS_URL=redis_url,
             # Without credentials: each job's workers get a Redis user of their own on it.
@@ -507,6 +517,7 @@ class ControlPlane:
                     "--allow-privileged=true",
                     "--profiling=false",
                     "--v=1",
+                    *self._audit_args(),
                     *self.apiserver_args,
                 ],
             )
@@ -514,6 +525,23 @@ class ControlPlane:
         self._apiserver = self._launch_with_retries(
             launch, self._apiserver_ready, timeout=timeout, what="kube-apiserver", attempts=1 if port else 3
         )
+
+    def _audit_args(self) -> list[str]:
+        if not self.audit_users:
+            return []
+        policy = {
+            "apiVersion": "audit.k8s.io/v1",
+            "kind": "Policy",
+            # One line per request, when its response is complete (a watch also logs when its
+            # response starts: count requests by auditID).
+            "omitStages": ["RequestReceived"],
+            "rules": [{"level": "Metadata", "users": list(self.audit_users)}, {"level": "None"}],
+        }
+        path = self.state_dir / "audit-policy.yaml"
+        path.write_text(yaml.safe_dump(policy, sort_keys=False))
+        # The log backend's default mode is blocking: a request's line is written before its
+        # response returns, so a reader that saw the response finds the line.
+        return [f"--audit-policy-file={path}", f"--audit-log-path={self.audit_log_path}"]
 
     def _launch_with_retries(
         self,

@@ -30,6 +30,10 @@ BUILD_FIX: Final = "run scripts/build-control-plane.sh (it also installs etcd-se
 UNPRIVILEGED_USER: Final = "jane"
 UNPRIVILEGED_GROUPS: Final = ("irods-ingest:testers",)
 NAMESPACE_LABEL: Final = "irods-ingest.test/namespace"
+# An identity of the operator's own (as rights go, the cluster's admin), whose every request the
+# apiserver's audit log records (`ControlPlane.audit_log_path`): a test that runs its operator as
+# this user counts the operator's API calls, and nobody else's (tests, kubelet, controllers).
+AUDITED_OPERATOR_USER: Final = "irods-ingest-operator"
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +57,8 @@ def kube_control_plane(
         bin_dir=kube_bin_dir,
         state_dir=tmp_path_factory.mktemp("kube"),  # pytest keeps it: logs for debugging
         crds=sorted(CRD_DIR.glob("*.yaml")),
-        extra_users={UNPRIVILEGED_USER: UNPRIVILEGED_GROUPS},
+        extra_users={UNPRIVILEGED_USER: UNPRIVILEGED_GROUPS, AUDITED_OPERATOR_USER: ("system:masters",)},
+        audit_users=(AUDITED_OPERATOR_USER,),
     )
     with plane:
         yield plane

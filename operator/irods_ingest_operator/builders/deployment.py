@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from collections.abc import Mapping
 from typing import Any, Final
 
 from irods_ingest_operator.admission import WorkerPodPolicy
 from irods_ingest_operator.builders.names import worker_deployment_name, worker_labels, worker_selector
 from irods_ingest_operator.constants import (
+    APPLIED_DIGEST_ANNOTATION,
     CREDENTIAL_VERSION_ANNOTATION,
     ENV_AWS_ACCESS_KEY_ID,
     ENV_AWS_SECRET_ACCESS_KEY,
@@ -87,6 +90,26 @@ def build_worker_deployment(
             },
         },
     }
+
+
+def with_applied_digest(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """``manifest`` annotated with the digest of what it asks for, its replicas aside (they are
+    compared as they are: the scale subresource changes them without touching the annotation).
+    A Deployment that carries the digest of the manifest a pass builds needs no apply."""
+    annotated = copy.deepcopy(dict(manifest))
+    annotated["metadata"].setdefault("annotations", {})[APPLIED_DIGEST_ANNOTATION] = applied_digest(manifest)
+    return annotated
+
+
+def applied_digest(manifest: Mapping[str, Any]) -> str:
+    body = copy.deepcopy(dict(manifest))
+    body["spec"] = {key: value for key, value in body["spec"].items() if key != "replicas"}
+    annotations = body["metadata"].pop("annotations", {})
+    annotations.pop(APPLIED_DIGEST_ANNOTATION, None)
+    if annotations:
+        body["metadata"]["annotations"] = annotations
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def _worker_pod_spec(

@@ -107,13 +107,21 @@ def progress_text(*, discovered: int, processed: int, running: bool) -> str | No
 
 
 def merge_patch_for(old: Any, new: dict[str, Any]) -> dict[str, Any]:
-    """A JSON merge patch turning ``old`` into ``new``: fields we no longer report become None
-    (removed), at every depth, since a merge patch merges nested objects."""
+    """A JSON merge patch turning ``old`` into ``new``, holding only what differs: fields we no
+    longer report become None (removed), at every depth, since a merge patch merges nested
+    objects; fields that hold the same value are left out. Empty when nothing changed, so an
+    idle job's pass writes nothing (a patch that changes nothing is still a write request)."""
     patch: dict[str, Any] = {}
+    previous_fields = old if isinstance(old, dict) else {}
     for key, value in new.items():
-        previous = old.get(key) if isinstance(old, dict) else None
-        patch[key] = merge_patch_for(previous, value) if isinstance(value, dict) and isinstance(previous, dict) else value
-    if isinstance(old, dict):
-        for key in old:
-            patch.setdefault(key, None)
+        previous = previous_fields.get(key)
+        if isinstance(value, dict) and isinstance(previous, dict):
+            nested = merge_patch_for(previous, value)
+            if nested:
+                patch[key] = nested
+        elif key not in previous_fields or previous != value:
+            patch[key] = value
+    for key, value in previous_fields.items():
+        if key not in new and value is not None:
+            patch[key] = None
     return patch

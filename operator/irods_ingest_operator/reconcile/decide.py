@@ -124,8 +124,8 @@ def stalled(observed: Observed, refusal: Refusal, now: datetime) -> Decision:
     report: list[Intent] = []
     run, deployment = observed.run, observed.deployment
     ours = deployment is not None and deployment.controller_uid == observed.job.uid
-    if (run is None or not run.active) and deployment is not None and ours:
-        report.append(ScaleDeployment(0))  # never another's Deployment
+    if (run is None or not run.active) and deployment is not None and ours and deployment.replicas != 0:
+        report.append(ScaleDeployment(0))  # never another's Deployment; none when it is at zero already
     status: dict[str, object] = {"observedGeneration": observed.generation, "conditions": conditions}
     if run is not None and run.run_id:
         report += run_end_and_failures(observed, run)

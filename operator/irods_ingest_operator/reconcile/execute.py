@@ -190,6 +190,7 @@ class Executor:
         self.job.remember(MEMO_FAILURES_WRITTEN, intent.signature)
 
     def _report_metrics(self, intent: ReportMetrics) -> None:
+        self.replicas = intent.desired  # also when the Deployment needed no apply this pass
         labels = (self.ref.namespace, self.ref.name)
         metrics.QUEUE_DEPTH.labels(*labels).set(intent.queued)
         metrics.IN_FLIGHT.labels(*labels).set(intent.in_flight)

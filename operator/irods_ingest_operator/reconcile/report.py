@@ -18,7 +18,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from irods_ingest.actions import RunStatus
-from irods_ingest_operator.builders.deployment import build_worker_deployment
+from irods_ingest_operator.builders.deployment import (
+    applied_digest,
+    build_worker_deployment,
+    with_applied_digest,
+)
 from irods_ingest_operator.builders.failures import build_failures_config_map, failures_signature
 from irods_ingest_operator.builders.names import job_redis_endpoint
 from irods_ingest_operator.builders.scaling import desired_replicas, stabilize_replicas
@@ -141,7 +145,7 @@ def _scale(observed: Observed, spec: SyncJobSpec, run: RunStatus, policy: Policy
         redis, credential_version = policy.worker_redis, None
     else:
         redis, credential_version = job_redis_endpoint(observed.job.name), observed.credential.tag
-    manifest = build_worker_deployment(
+    manifest = with_applied_digest(build_worker_deployment(
         observed.job,
         spec,
         replicas=replicas,
@@ -150,8 +154,13 @@ def _scale(observed: Observed, spec: SyncJobSpec, run: RunStatus, policy: Policy
         service_account_name=policy.worker_service_account,
         pod_policy=policy.pod_policy,
         credential_version=credential_version,
-    )
-    intents.append(ApplyDeployment(manifest, replicas))
+    ))
+    # Applied only when it would change something: a new Deployment, another digest (the spec,
+    # the credential version, the admin's settings), other replicas. An idle job writes nothing.
+    # A hand edit of the Deployment's template is undone at its job's next change, not each pass.
+    deployment = observed.deployment
+    if deployment is None or deployment.applied != applied_digest(manifest) or deployment.replicas != replicas:
+        intents.append(ApplyDeployment(manifest, replicas))
     if current != replicas:
         intents.append(PostEvent(EventReason.SCALED_WORKERS, f"workers scaled from {current} to {replicas}"))
     return replicas

@@ -28,10 +28,18 @@ class HandlerSources:
         self.keys = JobKeys(job)
 
     def save(self, source: str) -> str:
-        """Store handler source by content hash (idempotent); returns the hash."""
-        digest = handler_digest(source.encode())
+        """Store handler source by content hash (idempotent); returns the hash.
+
+        Written only when the key does not hold it already: a controller saves the handler on
+        every pass, and an idle job must write nothing. A key whose content was changed behind
+        the controller's back is rewritten (what :meth:`load` tells the user to do)."""
+        data = source.encode()
+        digest = handler_digest(data)
+        key = self.keys.handler(digest)
         with translated_errors():
-            self.client.set(self.keys.handler(digest), source.encode())
+            stored = self.client.get(key)
+            if (stored.encode() if isinstance(stored, str) else stored) != data:
+                self.client.set(key, data)
         return digest
 
     def load(self, digest: str) -> str:
