@@ -44,14 +44,14 @@ from irods.column import Criterion
 from irods.models import Collection, DataObject
 from irods.session import iRODSSession
 
+from irods_ingest_testkit.incumbent import CACHE_DIR, INCUMBENT_SPEC
+from irods_ingest_testkit.incumbent import incumbent_venv as testkit_incumbent_venv
 from irods_ingest_testkit.irods_server.control import ControlClient
 from irods_ingest_testkit.redis_server import RedisServer
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 OUR_PYTHON = Path(sys.executable)
-CACHE_DIR = Path(os.environ.get("IRODS_INGEST_BENCH_CACHE", Path.home() / ".cache" / "irods-ingest-operator" / "bench"))
-INCUMBENT_SPEC = ["irods-capability-automated-ingest==0.7.0", "kombu==5.4.2"]
 ZONE, USER, PASSWORD = "tempZone", "rods", "rods"
 FILES_PER_TASK = 50
 # The scan_noop watcher polls this often: the bound on its timing error (a 100 k scan takes ~0.1-0.2 s)
@@ -81,25 +81,8 @@ def log(message: str) -> None:
 
 # ============================================================================ incumbent venv
 def incumbent_venv(cache: Path) -> Path:
-    """The incumbent in its own virtualenv (created once, reused when its marker exists)."""
-    venv = cache / "incumbent-venv"
-    marker = venv / ".bench-ready"
-    wanted = " ".join(INCUMBENT_SPEC)
-    if marker.exists() and marker.read_text().strip() == wanted:
-        return venv
-    log(f"creating the incumbent's virtualenv in {venv} ({wanted})")
-    if not (venv / "bin" / "python").exists():
-        subprocess.run([_base_python(), "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", *INCUMBENT_SPEC], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    marker.write_text(wanted + "\n")
-    return venv
-
-
-def _base_python() -> str:
-    """A python outside our venv (a venv made from a venv's python still works, but be explicit)."""
-    candidate = Path(sys.base_prefix) / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}"
-    return str(candidate) if candidate.exists() else sys.executable
+    """The incumbent in its own virtualenv (created once, reused; irods_ingest_testkit.incumbent)."""
+    return testkit_incumbent_venv(cache, log)
 
 
 # ============================================================================ datasets

@@ -262,6 +262,35 @@ def test_hooks_fire_once_per_event_and_job_hooks_once(ingest: Ingest, tmp_path: 
     assert events.count("pre_coll_create") == 0
 
 
+def test_job_hooks_get_the_event_handler_class_as_the_incumbent_passed_it(ingest: Ingest, tmp_path: Path) -> None:
+    """The incumbent calls ``module.pre_job(module, logger, meta)`` with its get_module(), which
+    is the ``event_handler`` class (the data-object and collection hooks get the module)."""
+    tree(ingest, 1)
+    log = tmp_path / "first-arguments.log"
+    handler = (
+        "from irods_capability_automated_ingest.core import Core\n"
+        f"LOG = {str(log)!r}\n"
+        "def _note(hook, first):\n"
+        "    with open(LOG, 'a') as handle:\n"
+        "        handle.write(f'{hook} {type(first).__name__} {getattr(first, \"__name__\", \"\")}\\n')\n"
+        "class event_handler(Core):\n"
+        "    @staticmethod\n"
+        "    def pre_job(hdlr_mod, logger, meta):\n"
+        "        _note('pre_job', hdlr_mod)\n"
+        "    @staticmethod\n"
+        "    def post_job(hdlr_mod, logger, meta):\n"
+        "        _note('post_job', hdlr_mod)\n"
+        "    @staticmethod\n"
+        "    def pre_data_obj_create(hdlr_mod, logger, session, meta, **options):\n"
+        "        _note('pre_data_obj_create', hdlr_mod)\n"
+    )
+    assert ingest.run(handler=handler).state == "done", ingest.failures()
+    lines = sorted(log.read_text().splitlines())
+    assert [line.split(" ", 2)[:2] for line in lines] == [["post_job", "type"], ["pre_data_obj_create", "module"],
+                                                          ["pre_job", "type"]]
+    assert lines[0].endswith(" event_handler") and lines[2].endswith(" event_handler")
+
+
 def test_hook_raising_fails_only_its_file_with_traceback(ingest: Ingest) -> None:
     tree(ingest, 5)
     handler = (

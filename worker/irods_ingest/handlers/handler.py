@@ -146,8 +146,10 @@ class Handler:
         return None
 
     def job_hook(self, name: str, logger: Any, meta: dict[str, Any]) -> None:
+        """``pre_job`` / ``post_job``: their first argument is the ``event_handler`` class, not the
+        module (the incumbent passes its ``get_module()``, which returns the class)."""
         if self.has(name):
-            self._invoke(name, self.module, logger, meta)
+            self._invoke(name, self.cls, logger, meta)
 
 
 class NoHandler(Handler):
