@@ -50,7 +50,7 @@ def armed_handler(hook: str, armed: Path, victim: str) -> str:
         "    def operation(session, meta, **options):\n"
         "        return Operation.PUT_SYNC\n"
         "    @staticmethod\n"
-        f"    def {hook}(hdlr_mod, logger, session, meta, **options):\n"
+        f"    def {hook}(hdlr_mod, {'' if 'delete' in hook else 'logger, '}session, meta, *args, **options):\n"
         f"        if os.path.exists(ARMED) and str(meta.get('target')).endswith('/{victim}'):\n"
         f"            raise RuntimeError('boom in {hook}')\n"
     )
@@ -88,8 +88,9 @@ def test_hook_raising_fails_only_its_entry(ingest: Ingest, tmp_path: Path, hook:
             victim_dir.rmdir()
             (ingest.source / "sub" / "ok2.txt").unlink()
             (ingest.source / "sub").rmdir()
-        else:  # coll_modify fires for every existing collection scanned again
+        else:  # coll_modify fires for an existing collection whose directory changed since the last run
             ingest.write("new.txt", b"new")
+            ingest.write("victimdir/new.txt", b"new")
     status = ingest.run(**run)
 
     assert status.state == "failed"
@@ -244,7 +245,7 @@ def test_broken_max_retries_and_delay_fall_back_to_the_job_settings(ingest: Inge
     handler = HEADER + CLASS + (
         "    def max_retries(hdlr_mod, logger, meta):\n        return 'twice'\n"
         "    @staticmethod\n    def delay(hdlr_mod, logger, meta, retries):\n        return -1\n"
-        "    @staticmethod\n    def pre_data_obj_create(hdlr_mod, logger, session, meta, **options):\n"
+        "    @staticmethod\n    def pre_data_obj_create(hdlr_mod, logger, session, meta, *args, **options):\n"
         "        if meta['target'].endswith('victim.txt'):\n            raise OSError('instrument offline')\n"
     )
     with caplog.at_level(logging.WARNING, logger="irods_ingest.execute"):

@@ -139,7 +139,7 @@ from irods_capability_automated_ingest.core import Core
 GATE = {gate!r}
 class event_handler(Core):
     @staticmethod
-    def pre_data_obj_create(hdlr_mod, logger, session, meta, **options):
+    def pre_data_obj_create(hdlr_mod, logger, session, meta, *args, **options):
         deadline = time.monotonic() + 60
         while not os.path.exists(GATE) and time.monotonic() < deadline:
             time.sleep(0.02)

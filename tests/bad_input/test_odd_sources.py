@@ -108,7 +108,7 @@ def test_file_deleted_between_scan_and_sync(ingest: Ingest) -> None:
         "import os\nfrom irods_capability_automated_ingest.core import Core\n"
         "class event_handler(Core):\n"
         "    @staticmethod\n"
-        "    def pre_data_obj_create(hdlr_mod, logger, session, meta, **options):\n"
+        "    def pre_data_obj_create(hdlr_mod, logger, session, meta, *args, **options):\n"
         "        victim = os.path.join(os.path.dirname(meta['path']), 'zz-victim.txt')\n"
         "        if meta['path'].endswith('ok1.txt') and os.path.exists(victim):\n"
         "            os.unlink(victim)\n"
@@ -124,7 +124,7 @@ def test_file_truncated_between_scan_and_sync(ingest: Ingest) -> None:
         "import os\nfrom irods_capability_automated_ingest.core import Core\n"
         "class event_handler(Core):\n"
         "    @staticmethod\n"
-        "    def pre_data_obj_create(hdlr_mod, logger, session, meta, **options):\n"
+        "    def pre_data_obj_create(hdlr_mod, logger, session, meta, *args, **options):\n"
         "        if meta['path'].endswith('ok1.txt'):\n"
         "            open(os.path.join(os.path.dirname(meta['path']), 'zz-shrinks.txt'), 'wb').write(b'ab')\n"
     )

@@ -54,7 +54,7 @@ from irods_capability_automated_ingest.core import Core
 
 class event_handler(Core):
     @staticmethod
-    def post_data_obj_create(hdlr_mod, logger, session, meta, **options):
+    def post_data_obj_create(hdlr_mod, logger, session, meta, *args, **options):
         logger.info("created " + meta["target"])
 """
 

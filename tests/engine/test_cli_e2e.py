@@ -146,7 +146,7 @@ def test_retry_redoes_only_the_failed_files(redis_url: str, irods_env: IrodsEnv,
         "import os\nfrom irods_capability_automated_ingest.core import Core\n"
         "class event_handler(Core):\n"
         "    @staticmethod\n"
-        "    def pre_data_obj_create(hdlr_mod, logger, session, meta, **options):\n"
+        "    def pre_data_obj_create(hdlr_mod, logger, session, meta, *args, **options):\n"
         f"        if os.path.exists({str(marker)!r}) and meta['path'].endswith(('f3.txt', 'f6.txt')):\n"
         "            raise RuntimeError('refused for now')\n"
     )

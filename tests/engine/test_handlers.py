@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from irods_ingest.config import DeleteMode, Operation
+from irods_ingest.config import DeleteMode, JobConfig, Operation
 from irods_ingest.errors import HandlerError
-from irods_ingest.handlers import HandlerCache, compile_handler
+from irods_ingest.execute.context import directory_changed
+from irods_ingest.handlers import HandlerCache, compile_handler, incumbent_operation, to_operation
 
 INCUMBENT_STYLE = '''
 from irods_capability_automated_ingest.core import Core
@@ -122,7 +123,7 @@ def test_hook_exception_carries_traceback() -> None:
         "from irods_capability_automated_ingest.core import Core\n"
         "class event_handler(Core):\n"
         "    @staticmethod\n"
-        "    def post_data_obj_create(hdlr_mod, logger, session, meta, **options):\n"
+        "    def post_data_obj_create(hdlr_mod, logger, session, meta, *args, **options):\n"
         "        raise RuntimeError('hook broke')\n"
     )
     handler = compile_handler(source, "hook")
@@ -144,3 +145,27 @@ def test_cache_compiles_once_per_hash() -> None:
     assert cache.get("def") is not first
     assert fetched == ["abc", "def"]
     assert cache.get(None).cls is None
+
+
+def test_hooks_get_the_arguments_around_passes_and_the_handlers_own_operation() -> None:
+    """``around`` hands the wrapper, hooks and action the module then exactly the arguments given
+    (the engine passes the incumbent's: no logger for deletes, the Operation for uploads)."""
+    handler = compile_handler(INCUMBENT_STYLE, "h-args")
+    seen: list[tuple[Any, ...]] = []
+    handler.around("data_obj_delete", lambda *a, **k: seen.append((a, k)), None, {"target": "/z/a"})
+    assert seen == [((handler.module, None, {"target": "/z/a"}), {})]
+    op = incumbent_operation(Operation.PUT_SYNC)
+    from irods_capability_automated_ingest.utils import Operation as HandlersOperation
+
+    assert op is HandlersOperation.PUT_SYNC and type(op).__name__ == "Operation"
+    assert to_operation(op, "x") is Operation.PUT_SYNC
+
+
+def test_a_directory_fires_coll_modify_only_if_it_changed_since_the_previous_run() -> None:
+    config = JobConfig(job_name="j", source_path="/src", target_collection="/z/c")
+    assert directory_changed(config, None, {"mtime": 1.0, "ctime": 1.0})  # no previous run
+    assert not directory_changed(config, 10.0, {"mtime": 5.0, "ctime": 9.5})
+    assert directory_changed(config, 10.0, {"mtime": 10.0, "ctime": 9.0})
+    assert directory_changed(config, 10.0, {"mtime": 5.0, "ctime": 11.0})  # metadata changed
+    assert directory_changed(config.with_changes(ignore_cache=True), 10.0, {"mtime": 5.0, "ctime": 5.0})
+    assert directory_changed(config, 10.0, {"mtime": None, "ctime": None})  # unknown: as the incumbent without a time

@@ -257,9 +257,16 @@ def test_hooks_fire_once_per_event_and_job_hooks_once(ingest: Ingest, tmp_path: 
     assert ingest.run(handler=hooks_handler(log, operation="PUT_SYNC")).state == "done"
     events = read_hook_log(log)
     assert events.count("pre_data_obj_modify") == 1 and events.count("post_data_obj_create") == 0
-    # Existing collections fire coll_modify (once per directory scanned), as the incumbent's do.
-    assert events.count("pre_coll_modify") == len(collections) == events.count("post_coll_modify")
+    # As the incumbent: coll_modify only for a directory that changed since it was last synced
+    # (rewriting a file in place changes no directory).
+    assert events.count("pre_coll_modify") == 0 == events.count("post_coll_modify")
     assert events.count("pre_coll_create") == 0
+    ingest.write("sub/new.txt", b"new")  # sub changed: its collection, and only it, fires coll_modify
+    log.unlink()
+    assert ingest.run(handler=hooks_handler(log, operation="PUT_SYNC")).state == "done"
+    events = read_hook_log(log)
+    assert events.count("post_data_obj_create") == 1 and events.count("pre_coll_create") == 0
+    assert events.count("pre_coll_modify") == 1 == events.count("post_coll_modify")
 
 
 def test_job_hooks_get_the_event_handler_class_as_the_incumbent_passed_it(ingest: Ingest, tmp_path: Path) -> None:
@@ -281,7 +288,7 @@ def test_job_hooks_get_the_event_handler_class_as_the_incumbent_passed_it(ingest
         "    def post_job(hdlr_mod, logger, meta):\n"
         "        _note('post_job', hdlr_mod)\n"
         "    @staticmethod\n"
-        "    def pre_data_obj_create(hdlr_mod, logger, session, meta, **options):\n"
+        "    def pre_data_obj_create(hdlr_mod, logger, session, meta, *args, **options):\n"
         "        _note('pre_data_obj_create', hdlr_mod)\n"
     )
     assert ingest.run(handler=handler).state == "done", ingest.failures()
@@ -297,7 +304,7 @@ def test_hook_raising_fails_only_its_file_with_traceback(ingest: Ingest) -> None
         "from irods_capability_automated_ingest.core import Core\n"
         "class event_handler(Core):\n"
         "    @staticmethod\n"
-        "    def pre_data_obj_create(hdlr_mod, logger, session, meta, **options):\n"
+        "    def pre_data_obj_create(hdlr_mod, logger, session, meta, *args, **options):\n"
         "        if meta['target'].endswith('/f2.txt'):\n"
         "            raise ValueError('refusing f2')\n"
     )

@@ -35,7 +35,7 @@ import time
 from irods_capability_automated_ingest.core import Core
 class event_handler(Core):
     @staticmethod
-    def pre_data_obj_create(hdlr_mod, logger, session, meta, **options):
+    def pre_data_obj_create(hdlr_mod, logger, session, meta, *args, **options):
         time.sleep({delay})
 """
 

@@ -58,7 +58,7 @@ from irods_capability_automated_ingest.core import Core
 MARKS, FLAG = {marks!r}, {flag!r}
 class event_handler(Core):
     @staticmethod
-    def pre_data_obj_create(hdlr_mod, logger, session, meta, **options):
+    def pre_data_obj_create(hdlr_mod, logger, session, meta, *args, **options):
         with open(MARKS, "a") as handle:
             handle.write(meta["path"] + "\\n")
         if os.path.exists(FLAG):

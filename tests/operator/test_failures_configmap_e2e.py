@@ -30,7 +30,7 @@ from irods_capability_automated_ingest.core import Core
 
 class event_handler(Core):
     @staticmethod
-    def pre_data_obj_create(hdlr_mod, logger, session, meta, **options):
+    def pre_data_obj_create(hdlr_mod, logger, session, meta, *args, **options):
         if meta["path"].endswith(("file3.dat", "file5.dat")):
             raise RuntimeError("refused: " + meta["path"].rsplit("/", 1)[-1])
 """

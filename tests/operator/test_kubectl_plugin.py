@@ -224,7 +224,7 @@ MARKER = {marker!r}
 
 class event_handler(Core):
     @staticmethod
-    def pre_data_obj_create(hdlr_mod, logger, session, meta, **options):
+    def pre_data_obj_create(hdlr_mod, logger, session, meta, *args, **options):
         if os.path.exists(MARKER) and meta["path"].endswith(("file3.dat", "file5.dat")):
             raise RuntimeError("refused: " + meta["path"].rsplit("/", 1)[-1])
 """

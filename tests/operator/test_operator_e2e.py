@@ -130,7 +130,7 @@ from irods_capability_automated_ingest.core import Core
 
 class event_handler(Core):
     @staticmethod
-    def pre_data_obj_create(hdlr_mod, logger, session, meta, **options):
+    def pre_data_obj_create(hdlr_mod, logger, session, meta, *args, **options):
         time.sleep({sleep})
         with open({log!r}, "a") as handle:
             handle.write("{version} " + meta["target"] + "\\n")
@@ -242,7 +242,7 @@ from irods_capability_automated_ingest.core import Core
 
 class event_handler(Core):
     @staticmethod
-    def pre_data_obj_create(hdlr_mod, logger, session, meta, **options):
+    def pre_data_obj_create(hdlr_mod, logger, session, meta, *args, **options):
         if os.path.exists({marker!r}) and meta["path"].endswith("file3.dat"):
             raise RuntimeError("refused for now")
 """

@@ -29,7 +29,7 @@ from irods_capability_automated_ingest.core import Core
 
 class event_handler(Core):
     @staticmethod
-    def pre_data_obj_create(hdlr_mod, logger, session, meta, **options):
+    def pre_data_obj_create(hdlr_mod, logger, session, meta, *args, **options):
         if {refuse} and meta["path"].endswith("file3.dat"):
             raise RuntimeError("refused by handler v1")
 """

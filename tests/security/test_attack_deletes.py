@@ -44,7 +44,7 @@ def recording_handler(log: Path, operation: str, delete_mode: str = "") -> str:
     """A handler recording each delete hook with its target (one JSON line per call);
     ``delete_mode`` is the body of an optional ``delete_mode(meta)``."""
     hooks = "".join(
-        f"    @staticmethod\n    def {event}(hdlr_mod, logger, session, meta, **options):\n"
+        f"    @staticmethod\n    def {event}(hdlr_mod, session, meta, **options):\n"  # the incumbent's: no logger
         f"        _record({event!r}, meta.get('target'))\n"
         for event in EVENTS
     )

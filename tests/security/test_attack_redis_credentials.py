@@ -174,7 +174,7 @@ def test_a_whole_job_runs_under_its_own_credential(ingest: Ingest, tmp_path: Pat
         ingest.write(f"d{i % 3}/f{i}.txt", f"file {i}")
     with RedisServer(data_dir=tmp_path / "redis", password=ADMIN_PASSWORD) as server:
         admin = connect(server.url)
-        handler = ("class event_handler:\n    @staticmethod\n    def pre_data_obj_create(hdlr_mod, logger, session, meta, **options):\n"
+        handler = ("class event_handler:\n    @staticmethod\n    def pre_data_obj_create(hdlr_mod, logger, session, meta, *args, **options):\n"
                    "        pass\n")
         start_job(admin, ingest.config(operation=Operation.PUT_SYNC, files_per_task=4), handler)
         credentials = JobCredentials(admin, ingest.job)

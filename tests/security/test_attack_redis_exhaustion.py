@@ -36,7 +36,7 @@ FAILING_HANDLER = """
 from irods_capability_automated_ingest.core import Core
 class event_handler(Core):
     @staticmethod
-    def pre_data_obj_create(hdlr_mod, logger, session, meta, **options):
+    def pre_data_obj_create(hdlr_mod, logger, session, meta, *args, **options):
         raise RuntimeError("refused " + meta["path"] + " " + "x" * 100_000)
 """
 
@@ -156,7 +156,7 @@ def test_a_handler_cannot_leak_the_workers_secrets_into_redis(
             "from irods_capability_automated_ingest.core import Core\n"
             "class event_handler(Core):\n"
             "    @staticmethod\n"
-            "    def pre_data_obj_create(hdlr_mod, logger, session, meta, **options):\n"
+            "    def pre_data_obj_create(hdlr_mod, logger, session, meta, *args, **options):\n"
             "        if meta['path'].endswith('env.txt'):\n"
             "            raise RuntimeError(f'environment: {dict(os.environ)}')\n"
             "        raise RuntimeError('password: ' + session.pool.account.password)\n"

@@ -89,7 +89,8 @@ HOOKS = (
 def hooks_handler(log: Path, operation: str = "REGISTER_SYNC") -> str:
     """Handler source recording every hook call (and pre_job/post_job) as a line in ``log``."""
     methods = "".join(
-        f"    @staticmethod\n    def {hook}(hdlr_mod, logger, session, meta, **options):\n"
+        # the incumbent's arguments: no logger for the delete hooks, the Put operations' Operation after meta
+        f"    @staticmethod\n    def {hook}(hdlr_mod, {'' if 'delete' in hook else 'logger, '}session, meta, *args, **options):\n"
         f"        _record('{hook}', meta.get('target'))\n"
         for hook in HOOKS
     )

@@ -84,7 +84,7 @@ def overwriting_handler(s3: S3Ingest, server: S3Endpoint, key: str, body_source:
         "from irods_capability_automated_ingest.core import Core\n"
         "class event_handler(Core):\n"
         "    @staticmethod\n"
-        "    def pre_data_obj_create(hdlr_mod, logger, session, meta, **options):\n"
+        "    def pre_data_obj_create(hdlr_mod, logger, session, meta, *args, **options):\n"
         f"        if meta['target'].endswith({'/' + key!r}):\n"
         f"            client = boto3.client('s3', endpoint_url={server.url!r}, region_name='us-east-1',\n"
         f"                                  aws_access_key_id={server.access_key!r}, aws_secret_access_key={server.secret_key!r})\n"

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from irods_ingest.charmap import translate_path
 from irods_ingest.config import DeleteMode, JobConfig, S3Source, cache_generation
@@ -31,6 +32,7 @@ from irods_ingest.queue import TaskOutcome
 from irods_ingest.s3_io import S3Bucket, open_bucket
 from irods_ingest.s3_scan import ListingBook
 from irods_ingest.scan import Filters
+from irods_ingest.store.keys import JobKeys
 from irods_ingest.tasks import Task, TaskKind
 
 # One logger for every part of the executor: its name is in every log line, and the
@@ -107,6 +109,95 @@ class RunContext:
     # The claimed task's early commits (None: everything goes with the ack, and a directory is
     # listed in one piece whatever its size).
     progress: ListingProgress | None = None
+    # The worker's Redis URL: meta["config"]["redis"] names its host, port and database (never
+    # its user or password).
+    redis_url: str = ""
+    # When the job's previous run started (None: there was none): a directory changed since
+    # then fires coll_modify (the incumbent: changed since it last synced that directory).
+    previous_run_started: float | None = None
+
+
+# The incumbent's queue names (its defaults): ours has one queue per job, so in ``meta`` they
+# only say which kind of task ran the hook (``queue_name``).
+FILE_QUEUE, PATH_QUEUE, RESTART_QUEUE = "file", "path", "restart"
+# The incumbent's defaults for its S3 options, for a filesystem job (it passed them whatever the source).
+S3_DEFAULT_ENDPOINT, S3_DEFAULT_REGION, S3_MULTIPART_CHUNKSIZE_MIB = "s3.amazonaws.com", "us-east-1", 8
+
+
+def redis_location(url: str) -> dict[str, Any]:
+    """``{"host", "port", "db"}`` of a Redis URL, as the incumbent's ``meta["config"]["redis"]``:
+    never its user or password."""
+    try:
+        parts = urlsplit(url)
+        db = parts.path.strip("/")
+        return {"host": parts.hostname, "port": parts.port or 6379, "db": int(db) if db.isdigit() else 0}
+    except ValueError:
+        return {"host": None, "port": None, "db": None}
+
+
+def incumbent_job_meta(config: JobConfig, handler_key: str | None, redis_url: str) -> dict[str, Any]:
+    """The job-wide keys of the incumbent's ``meta`` (its ``irods_sync start`` arguments), with
+    their types, as ours knows them (docs/migration.md#meta-keys). No secret goes in: not the
+    Redis password, not S3 keys (the incumbent put ``s3_access_key``/``s3_secret_key`` in
+    ``meta`` for S3 jobs; ours never does)."""
+    s3 = config.s3
+    log_settings = {"filename": None, "when": None, "interval": None, "level": logging.getLevelName(log.getEffectiveLevel())}
+    return {
+        "root_target_collection": config.target_collection,
+        "src_path": config.source_root,
+        "config": {
+            "log": log_settings,
+            "profile": {"filename": None, "when": None, "interval": None, "level": None},
+            "redis": redis_location(redis_url),
+        },
+        "event_handler": config.handler_hash,
+        "event_handler_key": handler_key,
+        "exclude_file_name": list(config.exclude_names),
+        "exclude_directory_name": list(config.exclude_directories),
+        "exclude_file_type": [t.value for t in config.exclude_types],
+        "file_queue": FILE_QUEUE,
+        "path_queue": PATH_QUEUE,
+        "restart_queue": RESTART_QUEUE,
+        "files_per_task": config.files_per_task,
+        "idle_disconnect_seconds": None,
+        "ignore_cache": config.ignore_cache,
+        "interval": None,
+        "synchronous": False,
+        "progress": False,
+        "profile": False,
+        "s3_endpoint_domain": (s3.endpoint if s3 and s3.endpoint else S3_DEFAULT_ENDPOINT),
+        "s3_region_name": (s3.region if s3 and s3.region else S3_DEFAULT_REGION),
+        "s3_keypair": None,
+        "s3_proxy_url": None,
+        "s3_secure_connection": not (s3 and s3.insecure),
+        "s3_multipart_chunksize_in_mib": S3_MULTIPART_CHUNKSIZE_MIB,
+    }
+
+
+def directory_meta(path: str | None, task: str = "filesystem_sync_dir", queue: str = PATH_QUEUE) -> dict[str, Any]:
+    """The incumbent's keys of a directory's ``meta``: its task and queue, and the directory's
+    ``mtime``/``ctime`` (floats; ``None`` when ``path`` is None, as for an S3 prefix, or when it
+    cannot be stat'ed)."""
+    times: dict[str, Any] = {"mtime": None, "ctime": None}
+    if path is not None:
+        try:
+            st = os.lstat(path)
+            times = {"mtime": st.st_mtime, "ctime": st.st_ctime}
+        except OSError:
+            pass
+    return {"task": task, "queue_name": queue, **times}
+
+
+def directory_changed(config: JobConfig, previous_run_started: float | None, meta: dict[str, Any]) -> bool:
+    """Whether a directory changed since it was last synced, as the incumbent judged it before
+    firing coll_modify: its ``mtime`` or ``ctime`` (``meta``'s) at or after the last sync --
+    here the start of the job's previous run -- or no such sync, or ``ignore_cache``."""
+    if config.ignore_cache or previous_run_started is None:
+        return True
+    mtime, ctime = meta.get("mtime"), meta.get("ctime")
+    if mtime is None or ctime is None:
+        return True
+    return bool(mtime >= previous_run_started or ctime >= previous_run_started)
 
 
 def backoff(config: JobConfig, attempt: int) -> float:
@@ -183,14 +274,27 @@ class JobContext:
 
     # ------------------------------------------------------------------ handler and iRODS
     def meta(self, **values: Any) -> dict[str, Any]:
-        base: dict[str, Any] = {
+        """A fresh ``meta`` for the handler: ours keys, the incumbent's job-wide keys, then ``values``."""
+        base: dict[str, Any] = incumbent_job_meta(self.config, self._handler_key, self.run_context.redis_url)
+        base.update({
             "job_name": self.name,
             "root": self.config.source_root,
             "target_root": self.config.target_collection,
             "initial_ingest": self.config.initial_ingest,
-        }
+        })
         base.update(values)
         return base
+
+    @functools.cached_property
+    def _handler_key(self) -> str | None:
+        """Where the handler's source is stored (the incumbent's ``event_handler_key``: its Redis key)."""
+        digest = self.config.handler_hash
+        if not digest:
+            return None
+        try:
+            return JobKeys(self.name).handler(digest)
+        except ValueError:
+            return None
 
     def catalog(self, meta: dict[str, Any]) -> IrodsCatalog:
         catalog = self.run_context.catalog_for(self.handler.as_user(meta))

@@ -13,7 +13,7 @@ from typing import Any
 
 from irods_ingest.config import DeleteMode, delete_mode_compatible, normalize_collection
 from irods_ingest.errors import HandlerError, IngestError, PermanentError, RetryableError
-from irods_ingest.execute.context import JobContext, log
+from irods_ingest.execute.context import FILE_QUEUE, PATH_QUEUE, JobContext, directory_meta, log
 from irods_ingest.execute.hooks import with_hooks
 from irods_ingest.irods_io.bulk import collection_page, existing_objects
 from irods_ingest.irods_io.catalog import Missing
@@ -137,7 +137,7 @@ def _delete_objects(job: JobContext, task: Task, outcome: TaskOutcome) -> None:
                 _count_gone(job, task, outcome, "files_deleted", path)
                 continue
             try:
-                if _delete_object(job, path):
+                if _delete_object(job, path, _object_meta(job, task, path)):
                     outcome.count("files_deleted")
             except Missing:
                 _count_gone(job, task, outcome, "files_deleted", path)
@@ -158,9 +158,33 @@ def _delete_objects(job: JobContext, task: Task, outcome: TaskOutcome) -> None:
     outcome.join_done = task.after
 
 
-def _delete_object(job: JobContext, path: str) -> bool:
+def _object_meta(job: JobContext, task: Task, path: str) -> dict[str, Any]:
+    """``meta`` values for deleting the object ``path``, as the incumbent sets them: ``path`` is
+    the source directory whose scan found it gone (with that directory's ``mtime``/``ctime``),
+    or, inside a vanished collection, that collection's logical path (also its
+    ``target_collection`` and ``delete_empty_parent_collection``); ``data_objects_to_delete``
+    is the task's batch."""
+    if task.after:
+        collection = posixpath.dirname(path)
+        values = directory_meta(None, "delete_data_object", FILE_QUEUE) | {
+            "path": collection, "target_collection": collection, "delete_empty_parent_collection": collection}
+    else:
+        source = job.source_path(task.directory)
+        values = directory_meta(source if job.config.s3 is None else None, "delete_data_object", FILE_QUEUE)
+        values["path"] = source
+    values["data_objects_to_delete"] = list(task.paths)
+    return values
+
+
+def _collection_meta(job: JobContext, collection: str) -> dict[str, Any]:
+    """``meta`` for a vanished collection (``path``: its logical path, as the incumbent's)."""
+    return job.meta(**directory_meta(None, "delete_collection", PATH_QUEUE), target=collection, path=collection,
+                    target_collection=collection, delete_empty_parent_collection=collection, data_objects_to_delete=[])
+
+
+def _delete_object(job: JobContext, path: str, values: dict[str, Any]) -> bool:
     """Delete one data object per its effective delete mode; False if that is DoNotDelete."""
-    meta = job.meta(target=path, path=None)
+    meta = job.meta(**values, target=path)
     mode = job.delete_mode(meta)
     if mode is DeleteMode.DO_NOT_DELETE:
         return False
@@ -186,7 +210,7 @@ def _delete_object(job: JobContext, path: str) -> bool:
 def _delete_collection_page(job: JobContext, task: Task, outcome: TaskOutcome, collection: str) -> None:
     """List one page of a vanished collection and fan out its deletion (see :func:`delete_vanished`)."""
     first_page = not task.cursor
-    meta = job.meta(target=collection, path=None)
+    meta = _collection_meta(job, collection)
     try:
         if job.delete_mode(meta) is DeleteMode.DO_NOT_DELETE:
             outcome.join_done = task.after  # nothing deleted here: whoever waits goes on
@@ -239,7 +263,7 @@ def _delete_collection_page(job: JobContext, task: Task, outcome: TaskOutcome, c
 
 def _remove_emptied(job: JobContext, task: Task, outcome: TaskOutcome, collection: str, *, known_empty: bool = False) -> None:
     """Remove a vanished collection whose contents were handled, if it is empty."""
-    meta = job.meta(target=collection, path=None)
+    meta = _collection_meta(job, collection)
     try:
         mode = job.delete_mode(meta)
         if mode is not DeleteMode.DO_NOT_DELETE:

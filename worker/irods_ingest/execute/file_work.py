@@ -8,13 +8,14 @@ import base64
 import os
 import posixpath
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from irods_ingest.config import Operation, SymlinkPolicy, delete_mode_compatible
 from irods_ingest.confine import escape_reason, escaping_target
 from irods_ingest.errors import PermanentError, SourceVanished
-from irods_ingest.execute.context import UNICODE_ERROR_PREFIX, JobContext
+from irods_ingest.execute.context import FILE_QUEUE, UNICODE_ERROR_PREFIX, JobContext
 from irods_ingest.irods_io.catalog import IrodsCatalog
 from irods_ingest.tasks import FileEntry
 
@@ -42,12 +43,33 @@ class FileWork:
         return int(self.entry.mtime_ns // 1_000_000_000)
 
 
-def prepare(job: JobContext, directory: str, scanned: FileEntry) -> FileWork:
+def chunk_meta(job: JobContext, directory: str, entries: Iterable[FileEntry]) -> dict[str, dict[str, Any]]:
+    """The incumbent's ``meta["chunk"]``: each file of the task's batch by source path, as listed
+    (``None`` for what the listing did not stat; ``ctime`` is not listed)."""
+    chunk: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        stated = entry.stated
+        chunk[job.entry_source(directory, entry.name)] = {
+            "is_link": entry.kind == "link",
+            "is_socket": entry.kind == "socket",
+            "mtime": entry.mtime_ns / 1e9 if stated else None,
+            "ctime": None,
+            "size": entry.size if stated else None,
+        }
+    return chunk
+
+
+def prepare(job: JobContext, directory: str, scanned: FileEntry, chunk: dict[str, Any] | None = None) -> FileWork:
     config = job.config
     source = job.entry_source(directory, scanned.name)
     # An S3 object is synced as listed (size, time, ETag): no stat, and a GET that finds
     # other bytes fails verification instead of passing unnoticed.
-    entry = scanned if config.s3 is not None else _restat(job, source, scanned)
+    ctime: float | None = None
+    if config.s3 is not None:
+        entry = scanned
+        ctime = entry.mtime_ns / 1e9  # an object has one time
+    else:
+        entry, ctime = _restat(job, source, scanned)
     target = job.logical_path(directory, entry.name)
     meta = job.meta(
         path=source,
@@ -57,11 +79,22 @@ def prepare(job: JobContext, directory: str, scanned: FileEntry) -> FileWork:
         mtime=entry.mtime_ns / 1e9,
         is_link=entry.kind == "link",
         is_socket=entry.kind == "socket",
+        # the incumbent's per-file keys (docs/migration.md#meta-keys)
+        ctime=ctime,
+        is_empty_dir=None,
+        chunk=chunk if chunk is not None else chunk_meta(job, directory, [entry]),
+        task="sync_file",
+        queue_name=FILE_QUEUE,
     )
     if target != posixpath.join(job.logical_collection(directory), entry.name):
         renamed_by = "UnicodeEncodeError" if posixpath.basename(target).startswith(UNICODE_ERROR_PREFIX) else "character_map"
         meta["b64_path_str"] = base64.b64encode(os.fsencode(source)).decode()
         meta["b64_reason"] = renamed_by
+        # the incumbent's own keys for the two renamings (bytes, as it gave them)
+        if renamed_by == "character_map":
+            meta["b64_path_str_charmap"] = meta["b64_path_str"].encode()
+        else:
+            meta["unicode_error_filename"] = posixpath.basename(target)
     operation = job.handler.operation(None, meta, config.operation)
     if not delete_mode_compatible(operation, job.handler.delete_mode(meta, config.delete_mode)):
         raise PermanentError(f"handler operation {operation.value} is incompatible with the job's delete mode")
@@ -79,13 +112,13 @@ def prepare(job: JobContext, directory: str, scanned: FileEntry) -> FileWork:
     )
 
 
-def _restat(job: JobContext, source: str, scanned: FileEntry) -> FileEntry:
+def _restat(job: JobContext, source: str, scanned: FileEntry) -> tuple[FileEntry, float]:
     """The file as it is now: it may have changed, or gone, since the scan listed it.
 
     Links are judged again (a data producer may have planted or re-pointed one since the
     scan): a regular file that became a link fails unless links are followed (Follow),
     and a link that now resolves outside the source root fails. One ``lstat`` as before;
-    ``realpath`` only for links.
+    ``realpath`` only for links. Also its ctime (for ``meta``).
     """
     kind = scanned.kind
     try:
@@ -107,5 +140,5 @@ def _restat(job: JobContext, source: str, scanned: FileEntry) -> FileEntry:
     except OSError as exc:
         raise PermanentError(f"cannot stat {source}: {exc.strerror}") from exc
     if (st.st_size, st.st_mtime_ns, kind) == (scanned.size, scanned.mtime_ns, scanned.kind):
-        return scanned
-    return FileEntry(scanned.name, st.st_size, st.st_mtime_ns, kind)
+        return scanned, st.st_ctime
+    return FileEntry(scanned.name, st.st_size, st.st_mtime_ns, kind), st.st_ctime

@@ -35,18 +35,22 @@ class ListingLost(Exception):
     is over (fenced). Whatever this delivery still does can never be applied."""
 
 
-def ensure_collection(job: JobContext, collection: str, meta: dict[str, Any]) -> None:
+def ensure_collection(job: JobContext, collection: str, meta: dict[str, Any], *, changed: bool = True) -> None:
+    """The directory's collection: created (coll_create hooks) if missing. As the incumbent, a
+    directory whose collection exists fires coll_modify only if it ``changed`` since it was
+    last synced (see :func:`directory_changed`). The existence query is skipped for NoOp jobs
+    without collection hooks."""
     catalog = job.catalog(meta)
     handler = job.handler
-    # As the incumbent: a directory whose collection exists fires coll_modify, a new one
-    # coll_create. The existence query is skipped for NoOp jobs without collection hooks.
-    modify_hooks = handler.has("pre_coll_modify") or handler.has("post_coll_modify")
+    modify_hooks = handler.has_coll_modify_hooks
     if job.config.operation is Operation.NO_OP:
         exists = (modify_hooks or handler.has("pre_coll_create") or handler.has("post_coll_create")) and (
             catalog.collection_exists(collection)
         )
-        with_hooks(job, "coll_modify" if exists else "coll_create", lambda: None, catalog, meta)
+        if not (exists and not changed):
+            with_hooks(job, "coll_modify" if exists else "coll_create", lambda: None, catalog, meta)
         return
+    modify_hooks = modify_hooks and changed
     if catalog.collection_exists(collection):
         if modify_hooks:
             with_hooks(job, "coll_modify", lambda: None, catalog, meta)

@@ -21,7 +21,7 @@ from typing import Final
 
 from irods_ingest.config import Operation
 from irods_ingest.errors import HandlerError, IngestError, PermanentError, StoreUnavailable
-from irods_ingest.execute.context import JobContext
+from irods_ingest.execute.context import JobContext, directory_changed, directory_meta
 from irods_ingest.execute.hooks import pre_job
 from irods_ingest.execute.plan import (
     Judgement,
@@ -225,7 +225,10 @@ class FilesystemScan:
             return True
         collection = job.logical_collection(task.directory)
         try:
-            ensure_collection(job, collection, job.meta(path=absolute, target=collection, entry_type="dir"))
+            meta = job.meta(path=absolute, target=collection, entry_type="dir",
+                            **directory_meta(absolute if self._collection_hooks else None))
+            changed = directory_changed(job.config, job.run_context.previous_run_started, meta)
+            ensure_collection(job, collection, meta, changed=changed)
         except HandlerError as exc:
             outcome.failures.append(job.failure(absolute, str(exc), 1, task, exc.traceback_text))
             outcome.count("tasks_failed")

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from irods_ingest.config import Operation, S3Source
 from irods_ingest.errors import HandlerError, IngestError, StoreUnavailable
-from irods_ingest.execute.context import JobContext, log
+from irods_ingest.execute.context import JobContext, directory_meta, log
 from irods_ingest.execute.hooks import pre_job
 from irods_ingest.execute.plan import Judgement, ensure_collection, plans_deletes
 from irods_ingest.execute.scan import scan_page_entries
@@ -39,7 +39,7 @@ def scan_page(job: JobContext, task: Task, source: S3Source) -> TaskOutcome:
         return job.retry_or_fail(task, outcome, exc, 0)
     if first_page and (job.config.operation is not Operation.NO_OP or job.handler.has("on_coll_create")):
         try:
-            ensure_collection(job, collection, job.meta(path=where, target=collection, entry_type="dir"))
+            ensure_collection(job, collection, job.meta(path=where, target=collection, entry_type="dir", **directory_meta(None)))
         except HandlerError as exc:
             outcome.failures.append(job.failure(where, str(exc), 1, task, exc.traceback_text))
             outcome.count("tasks_failed")

@@ -12,19 +12,27 @@ from __future__ import annotations
 
 import posixpath
 import time
+from typing import Any
 
 from irods_ingest.config import Operation
 from irods_ingest.deadline import Deadline, FileTimeout
 from irods_ingest.errors import HandlerError, IngestError, PermanentError, RetryableError
 from irods_ingest.execute import upload
 from irods_ingest.execute.context import JobContext
-from irods_ingest.execute.file_work import FileWork, prepare
+from irods_ingest.execute.file_work import FileWork, chunk_meta, prepare
 from irods_ingest.execute.hooks import with_hooks
 from irods_ingest.execute.metadata import annotate
 from irods_ingest.irods_io.catalog import AlreadyExists, CollectionListing, ObjectInfo, Replica
 from irods_ingest.irods_io.lookup import children_named
 from irods_ingest.queue import TaskOutcome
 from irods_ingest.tasks import FileEntry, Task, TaskKind
+
+
+def _options(**more: Any) -> dict[str, Any]:
+    """The keyword options the incumbent passes a data-object hook of a sync (not of NoOp):
+    ``allow_redirect=False``, and ``regRepl=""`` when registering a replica. A fresh dict each
+    call: a hook may change what it is given."""
+    return {"allow_redirect": False, **more}
 
 
 def sync_files(job: JobContext, task: Task) -> TaskOutcome:
@@ -42,6 +50,7 @@ def sync_files(job: JobContext, task: Task) -> TaskOutcome:
             return job.retry_or_fail(task, outcome, exc, len(task.entries))
     retry_entries: list[FileEntry] = []
     cache: dict[str, str] = {}
+    chunk = chunk_meta(job, task.directory, task.entries)  # the incumbent's meta["chunk"]: this batch
     for index, entry in enumerate(task.entries):
         if index and job.run_context.stopping():
             # Warm shutdown mid-batch: the files done so far are acknowledged with this task,
@@ -62,7 +71,7 @@ def sync_files(job: JobContext, task: Task) -> TaskOutcome:
         listed_by_name = not entry.stated
         try:
             with Deadline(limit):
-                synced, entry = sync_one(job, task.directory, entry, listing, task.run)
+                synced, entry = sync_one(job, task.directory, entry, listing, task.run, chunk)
         except FileTimeout:
             # The interrupted call may have left an iRODS connection mid-message.
             job.run_context.reset_connections()
@@ -110,10 +119,11 @@ def _count_file(outcome: TaskOutcome, entry: FileEntry, *, synced: bool, listed_
 
 
 def sync_one(
-    job: JobContext, directory: str, entry: FileEntry, listing: CollectionListing | None, run: str = ""
+    job: JobContext, directory: str, entry: FileEntry, listing: CollectionListing | None, run: str = "",
+    chunk: dict[str, Any] | None = None,
 ) -> tuple[bool, FileEntry]:
     """Sync one file: (whether iRODS changed, the file as synced)."""
-    work = prepare(job, directory, entry)
+    work = prepare(job, directory, entry, chunk)
     work.meta["run"] = run
     return _sync(job, work, listing), work.entry
 
@@ -159,7 +169,9 @@ def _create(job: JobContext, work: FileWork) -> None:
                 work.physical, work.target, resource=work.resource, size=entry.size, mtime=work.mtime,
                 checksum=job.config.verify_checksum and not work.key,
             )
-    with_hooks(job, "data_obj_create", action, catalog, work.meta)
+    # As the incumbent: an upload's hooks also get the Operation (its upload_file's argument).
+    with_hooks(job, "data_obj_create", action, catalog, work.meta,
+               work.operation if work.operation.uploads else None, _options())
     annotate(job, catalog, work.target, work.meta, work.source)
 
 
@@ -172,6 +184,7 @@ def _update_metadata(job: JobContext, work: FileWork, replica: Replica, replica_
         lambda: work.catalog.update_replica_metadata(work.target, replica_number, size=work.entry.size, mtime=work.mtime),
         work.catalog,
         work.meta,
+        options=_options(),
     )
     return True
 
@@ -185,7 +198,7 @@ def _sync_replica(job: JobContext, work: FileWork, existing: ObjectInfo) -> bool
             work.catalog.register(
                 work.physical, work.target, resource=work.resource, size=work.entry.size, mtime=work.mtime, as_replica=True
             )
-        with_hooks(job, "data_obj_create", action, work.catalog, work.meta)
+        with_hooks(job, "data_obj_create", action, work.catalog, work.meta, options=_options(regRepl=""))
         return True
     matching = [r for r in under if r.path == work.physical]
     if not matching:
@@ -214,8 +227,10 @@ def _sync_upload(job: JobContext, work: FileWork, existing: ObjectInfo) -> bool:
         if existing.size == work.entry.size:
             return False
         offset = existing.size
-        with_hooks(job, "data_obj_modify", lambda: upload.append(job, work, offset), work.catalog, work.meta)
+        with_hooks(job, "data_obj_modify", lambda: upload.append(job, work, offset), work.catalog, work.meta,
+                   work.operation, _options())
         return True
     # PutSync, or PutAppend onto an object larger than the source (rewritten whole).
-    with_hooks(job, "data_obj_modify", lambda: upload.upload(job, work, overwrite=True), work.catalog, work.meta)
+    with_hooks(job, "data_obj_modify", lambda: upload.upload(job, work, overwrite=True), work.catalog, work.meta,
+               work.operation, _options())
     return True

@@ -41,6 +41,12 @@ class CompatDeleteMode(enum.Enum):
     NO_TRASH = 3
 
 
+# Named as the incumbent names them: a handler that logs or checks ``type(op).__name__`` (or
+# the Operation hooks are handed, see incumbent_operation) sees what it saw under the incumbent.
+CompatOperation.__name__ = CompatOperation.__qualname__ = "Operation"
+CompatDeleteMode.__name__ = CompatDeleteMode.__qualname__ = "DeleteMode"
+
+
 class Core:
     """The incumbent's ``core.Core``: ``on_*`` wrappers calling ``pre_*``/``post_*`` hooks."""
 
@@ -114,6 +120,18 @@ def install_compat_modules() -> None:
         sys.modules.setdefault(COMPAT_PACKAGE, package)
         sys.modules.setdefault(f"{COMPAT_PACKAGE}.core", core)
         sys.modules.setdefault(f"{COMPAT_PACKAGE}.utils", utils)
+
+
+def incumbent_operation(operation: Operation) -> Any:
+    """``operation`` as the handler's own ``utils.Operation`` member: the incumbent passes one to
+    the data-object hooks of the Put operations, and handlers compare it with what they imported
+    (the compatibility enum, or the incumbent's own when that package is installed)."""
+    utils = sys.modules.get(f"{COMPAT_PACKAGE}.utils")
+    enum_class = getattr(utils, "Operation", CompatOperation)
+    try:
+        return enum_class[operation.name]
+    except (KeyError, TypeError):
+        return CompatOperation[operation.name]
 
 
 def to_operation(value: Any, where: str) -> Operation:

@@ -34,6 +34,10 @@ class Handler:
     def has(self, name: str) -> bool:
         return self.cls is not None and hasattr(self.cls, name)
 
+    @property
+    def has_coll_modify_hooks(self) -> bool:
+        return self.has("pre_coll_modify") or self.has("post_coll_modify")
+
     def _invoke(self, name: str, *args: Any, **kwargs: Any) -> Any:
         try:
             return getattr(self.cls, name)(*args, **kwargs)
@@ -113,14 +117,16 @@ class Handler:
         return value
 
     # --- hooks --------------------------------------------------------------------
-    def around(self, event: str, func: Callable[..., Any], logger: Any, session: Any, meta: dict[str, Any], **options: Any) -> None:
-        """Run ``func`` wrapped by the handler's ``on_<event>`` (pre/post hooks), as the incumbent does."""
+    def around(self, event: str, func: Callable[..., Any], *args: Any, **options: Any) -> None:
+        """Run ``func`` wrapped by the handler's ``on_<event>`` (pre/post hooks), as the incumbent does:
+        the wrapper, its hooks and ``func`` get the handler module then ``args`` (the incumbent's
+        arguments for that event, e.g. ``logger, session, meta`` or ``session, meta``)."""
         wrapper = f"on_{event}"
         if self.cls is None or not hasattr(self.cls, wrapper):
-            func(self.module, logger, session, meta, **options)
+            func(self.module, *args, **options)
             return
         try:
-            getattr(self.cls, wrapper)(func, self.module, logger, session, meta, **options)
+            getattr(self.cls, wrapper)(func, self.module, *args, **options)
         except HandlerError:
             raise
         except Exception as exc:

@@ -20,7 +20,7 @@ from irods_ingest.irods_io.session import IrodsSettings, open_session
 from irods_ingest.queue import TaskOutcome
 from irods_ingest.redact import Redactor
 from irods_ingest.s3_io import S3Bucket, open_bucket
-from irods_ingest.store.connection import connect
+from irods_ingest.store.connection import connect, resolve_url
 from irods_ingest.task_checks import REJECTED_PREFIX, task_problem
 from irods_ingest.tasks import MalformedTask, Task, TaskKind
 from irods_ingest.worker.job import WorkerJob
@@ -57,6 +57,7 @@ class WorkerThread:
         # job -> ((id of the stored config, handler digest), effective config); the stored
         # config object is reused by StoredJob.run_and_config until its JSON changes
         self._policies: dict[str, tuple[tuple[int, str], JobConfig]] = {}
+        self._previous_runs: dict[str, tuple[str, float | None]] = {}  # job -> (run, previous run's start)
 
     # ---------------------------------------------------------------- iRODS sessions
     def catalog_for(self, client_user: tuple[str, str] | None) -> IrodsCatalog:
@@ -313,8 +314,26 @@ class WorkerThread:
             # a directory listed in pages commits each page while the task stays claimed
             progress=job.queue.claimed(self.worker_id, raw, task, max_failure_records=config.max_failure_records)
             if raw else None,
+            redis_url=resolve_url(self.options.redis_url),  # meta["config"]["redis"]: host, port, db only
+            previous_run_started=self.previous_run_started(job, task.run) if handler.has_coll_modify_hooks else None,
         )
         return TaskExecutor(ctx).run(task)
+
+    def previous_run_started(self, job: WorkerJob, run: str) -> float | None:
+        """When the run before ``run`` started (its history entry), read once per run."""
+        cached = self._previous_runs.get(job.name)
+        if cached is not None and cached[0] == run:
+            return cached[1]
+        started: float | None = None
+        for entry in job.runs.history(limit=3):
+            if entry.get("id") != run and entry.get("started"):
+                try:
+                    started = float(entry["started"])
+                except (TypeError, ValueError):
+                    started = None
+                break
+        self._previous_runs[job.name] = (run, started)
+        return started
 
     def effective_config(self, job: str, config: JobConfig, handler: Handler) -> JobConfig:
         """The job's config with its handler's job-wide answers (operation(), delete_mode(),
