@@ -24,6 +24,17 @@ end
 return #due
 """
 
+# New tasks travel as script arguments: push ``count`` of them from ARGV[first] onto the queue
+# (KEYS[2]) with variadic pushes, in chunks under unpack()'s limit (LUAI_MAXCSTACK 8000).
+# Shared by ACK and PROGRESS.
+PUSH_TASKS: Final = """
+local function push(command, first, count)
+  for from = first, first + count - 1, 1000 do
+    redis.call(command, KEYS[2], unpack(ARGV, from, math.min(from + 999, first + count - 1)))
+  end
+end
+"""
+
 # Acknowledge one task with its whole outcome.
 # KEYS: run, queue, delayed, processing(W), failures, claimers, history, cache marker, joins, cache keys...,
 #       then (with seen_drop) the seen index and the listing records to remove
@@ -42,7 +53,8 @@ return #due
 # Cache updates are applied as one variadic HSET/HDEL per directory (sets before deletes,
 # as listed), not one call per file.
 ACK: Final = (
-    ARCHIVE_RUN
+    PUSH_TASKS
+    + ARCHIVE_RUN
     + IN_FLIGHT
     + MAYBE_FINISH
     + PUSH_FAILURES
@@ -58,12 +70,6 @@ if state ~= 'running' and state ~= 'finishing' then return 'fenced' end
 local outcome = cjson.decode(ARGV[3])
 for name, delta in pairs(outcome.counters) do
   if delta ~= 0 then redis.call('HINCRBY', KEYS[1], name, delta) end
-end
--- variadic pushes, in chunks under unpack()'s limit (LUAI_MAXCSTACK 8000)
-local function push(command, first, count)
-  for from = first, first + count - 1, 1000 do
-    redis.call(command, KEYS[2], unpack(ARGV, from, math.min(from + 999, first + count - 1)))
-  end
 end
 local to_enqueue, to_enqueue_first = tonumber(ARGV[7]), tonumber(ARGV[8])
 push('LPUSH', 9, to_enqueue)
@@ -140,7 +146,8 @@ return 'ok'
 #       page record ('' = none), ttl, E, F, then E raw tasks to ``enqueue`` and F to
 #       ``enqueue_first`` (as ACK)
 PROGRESS: Final = (
-    PUSH_FAILURES
+    PUSH_TASKS
+    + PUSH_FAILURES
     + """
 local held = false
 for _, raw in ipairs(redis.call('LRANGE', KEYS[3], 0, -1)) do
@@ -153,11 +160,6 @@ if state ~= 'running' and state ~= 'finishing' then return 'fenced' end
 local outcome = cjson.decode(ARGV[3])
 for name, delta in pairs(outcome.counters) do
   if delta ~= 0 then redis.call('HINCRBY', KEYS[1], name, delta) end
-end
-local function push(command, first, count)
-  for from = first, first + count - 1, 1000 do
-    redis.call(command, KEYS[2], unpack(ARGV, from, math.min(from + 999, first + count - 1)))
-  end
 end
 local to_enqueue, to_enqueue_first = tonumber(ARGV[6]), tonumber(ARGV[7])
 push('LPUSH', 8, to_enqueue)
